@@ -1,0 +1,27 @@
+//! otpgate's domain. Everything here is pure logic over the traits the edges implement:
+//! no sockets, no files, no SQL. The server, the stores and the providers depend on this crate,
+//! never the other way round.
+
+pub mod clock;
+pub mod code;
+pub mod error;
+pub mod limits;
+pub mod mask;
+pub mod phone;
+pub mod policy;
+pub mod provider;
+pub mod service;
+pub mod store;
+pub mod verification;
+
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use code::{Code, CodeDigest, CodeHasher};
+pub use error::OtpError;
+pub use limits::{LimitDecision, LimitRule, LimitScope};
+pub use mask::mask_phone;
+pub use phone::{NumberKind, PhoneError, PhoneNumber, Region};
+pub use policy::Policy;
+pub use provider::{OutgoingCode, ProviderError, SmsProvider};
+pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
+pub use store::{CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, VerificationStore};
+pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

@@ -1,0 +1,94 @@
+//! The storage traits. Every backend (SQLite, Redis, Postgres) implements them with the same
+//! guarantees, checked by one contract suite: each operation is atomic, so concurrent requests
+//! can never evaluate more wrong codes than allowed nor approve a code twice.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::limits::{LimitRule, LimitScope};
+use crate::{CodeDigest, PhoneNumber, Policy, Timestamp, Verification, VerificationId};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or timed out; the request may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered something we did not expect (a bug or a corrupt row).
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// What to store for a send.
+#[derive(Debug, Clone)]
+pub struct NewCode {
+    /// Used when a new verification is created; ignored for a resend (the id stays).
+    pub id: VerificationId,
+    pub phone: PhoneNumber,
+    pub channel: crate::Channel,
+    pub code_digest: Option<CodeDigest>,
+}
+
+#[derive(Debug, Clone)]
+pub enum IssueOutcome {
+    Created(Verification),
+    /// The live verification got a new code; `previous` is its state before, for `revert_issue`.
+    Resent { verification: Verification, previous: Verification },
+    /// The live verification's resend cooldown is still running.
+    Cooldown { retry_after: Duration },
+}
+
+#[derive(Debug, Clone)]
+pub enum CheckOutcome {
+    /// The code was right; the verification is consumed (approved) by this call and no other.
+    Approved(Verification),
+    /// Wrong code, counted; the verification is still live.
+    Wrong { attempts_left: u32 },
+    /// Wrong code that used up the last attempt, or the verification was already dead.
+    Exhausted,
+    /// No live verification for this phone (never started, expired, used, cancelled).
+    NotFound,
+}
+
+#[async_trait]
+pub trait VerificationStore: Send + Sync + 'static {
+    /// How long the live verification of `phone` must still wait before a resend; `None` when
+    /// there is no live verification or it may be resent now. A cheap read, so a request
+    /// refused by the cooldown does not use up the phone's send quota.
+    async fn resend_wait(&self, phone: &PhoneNumber, now: Timestamp) -> Result<Option<Duration>, StoreError>;
+
+    /// Atomically: resend the live verification of the phone (new code and expiry, same id and
+    /// attempt count) if its cooldown has passed, refuse if it has not, or create a new one.
+    async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError>;
+
+    /// Records the provider's handle for a verification (after a successful send).
+    async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError>;
+
+    /// Undoes `issue` after the provider failed: a created verification is deleted, a resent one
+    /// gets its previous code back (only if nothing else changed it in between).
+    async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError>;
+
+    /// Atomically: count the attempt, compare `candidate` in constant time, consume on a match.
+    async fn check(&self, phone: &PhoneNumber, candidate: &CodeDigest, now: Timestamp) -> Result<CheckOutcome, StoreError>;
+
+    /// Cancels a pending verification; unknown or finished ids are not an error.
+    async fn cancel(&self, id: &VerificationId, now: Timestamp) -> Result<Option<Verification>, StoreError>;
+
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// A refused limit: which one, and when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    pub scope: LimitScope,
+    pub retry_after: Duration,
+}
+
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// Takes one unit from every rule's bucket, or from none of them if any is exhausted (so a
+    /// request refused by one limit does not use up the others). On refusal, answers the rule
+    /// with the longest wait.
+    async fn acquire(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError>;
+}

@@ -41,8 +41,7 @@ impl Code {
     /// Accepts exactly `len` ASCII digits and nothing else (no full-width or Arabic-Indic digits,
     /// no sign, no spaces).
     pub fn parse(input: &str, len: usize) -> Option<Code> {
-        (input.len() == len && input.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| Code(input.to_owned()))
+        (input.len() == len && input.bytes().all(|b| b.is_ascii_digit())).then(|| Code(input.to_owned()))
     }
 
     pub fn expose(&self) -> &str {
@@ -163,7 +162,8 @@ mod tests {
     fn parse_accepts_only_ascii_digits_of_exact_length() {
         assert!(Code::parse("123456", 6).is_some());
         assert!(Code::parse("012345", 6).is_some());
-        for bad in ["12345", "1234567", "+12345", " 12345", "12345 ", "１２３４５６", "١٢٣٤٥٦", "12a456", ""] {
+        for bad in ["12345", "1234567", "+12345", " 12345", "12345 ", "１２３４５６", "١٢٣٤٥٦", "12a456", ""]
+        {
             assert!(Code::parse(bad, 6).is_none(), "{bad:?}");
         }
     }

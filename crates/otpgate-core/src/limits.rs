@@ -83,8 +83,12 @@ impl LimitRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitDecision {
     /// Allowed; store `new_tat` for the key and let it expire at `new_tat`.
-    Allow { new_tat: Timestamp },
-    Deny { retry_after: Duration },
+    Allow {
+        new_tat: Timestamp,
+    },
+    Deny {
+        retry_after: Duration,
+    },
 }
 
 /// The GCRA step for one key: `tat` is the stored value (None for a fresh key).
@@ -139,10 +143,7 @@ mod tests {
             }
         }
         assert_eq!(gcra(tat, Timestamp(0), rate), LimitDecision::Deny { retry_after: Duration::from_secs(20) });
-        assert_eq!(
-            gcra(tat, Timestamp(19_999), rate),
-            LimitDecision::Deny { retry_after: Duration::from_millis(1) }
-        );
+        assert_eq!(gcra(tat, Timestamp(19_999), rate), LimitDecision::Deny { retry_after: Duration::from_millis(1) });
         assert!(matches!(gcra(tat, Timestamp(20_000), rate), LimitDecision::Allow { .. }));
     }
 

@@ -37,9 +37,7 @@ impl Policy {
     /// Cooldown after the `sends`-th message of a verification (1-based): 30 s, 60 s, 120 s, …
     pub fn cooldown_after(&self, sends: u32) -> Duration {
         let doublings = sends.saturating_sub(1).min(20);
-        self.resend_cooldown
-            .saturating_mul(1u32 << doublings)
-            .min(MAX_RESEND_COOLDOWN.max(self.resend_cooldown))
+        self.resend_cooldown.saturating_mul(1u32 << doublings).min(MAX_RESEND_COOLDOWN.max(self.resend_cooldown))
     }
 
     /// Checks the values a configuration may set; the message names what is wrong.

@@ -12,8 +12,8 @@ use crate::limits::{LimitRule, LimitScope};
 use crate::provider::{ProviderError, render_message};
 use crate::store::{CheckOutcome, IssueOutcome, NewCode};
 use crate::{
-    Channel, Clock, Code, CodeHasher, OtpError, OutgoingCode, PhoneError, PhoneNumber, Policy, RateLimiter, SmsProvider,
-    Verification, VerificationId, VerificationStore,
+    Channel, Clock, Code, CodeHasher, OtpError, OutgoingCode, PhoneError, PhoneNumber, Policy, RateLimiter,
+    SmsProvider, Verification, VerificationId, VerificationStore,
 };
 
 /// What the send flow needs besides its collaborators.
@@ -90,10 +90,7 @@ impl VerificationService {
         let country = req.phone.region().unwrap_or("ZZ").to_owned();
         let test_code = self.settings.test_numbers.get(req.phone.e164()).cloned();
         if test_code.is_none() && !self.provider.supports(req.channel) {
-            return Err(OtpError::InvalidRequest {
-                field: Some("channel"),
-                reason: "this channel is not available",
-            });
+            return Err(OtpError::InvalidRequest { field: Some("channel"), reason: "this channel is not available" });
         }
         let now = self.clock.now();
 
@@ -179,7 +176,10 @@ impl VerificationService {
     pub async fn check(&self, phone: &PhoneNumber, code: &str) -> Result<Verification, OtpError> {
         let len = self.settings.policy.code_length;
         let Some(code) = Code::parse(code, len) else {
-            return Err(OtpError::InvalidRequest { field: Some("code"), reason: "the code must be a string of digits of the configured length" });
+            return Err(OtpError::InvalidRequest {
+                field: Some("code"),
+                reason: "the code must be a string of digits of the configured length",
+            });
         };
         let now = self.clock.now();
         let digest = self.hasher.digest(phone, &code);

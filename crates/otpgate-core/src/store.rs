@@ -33,9 +33,14 @@ pub struct NewCode {
 pub enum IssueOutcome {
     Created(Verification),
     /// The live verification got a new code; `previous` is its state before, for `revert_issue`.
-    Resent { verification: Verification, previous: Verification },
+    Resent {
+        verification: Verification,
+        previous: Verification,
+    },
     /// The live verification's resend cooldown is still running.
-    Cooldown { retry_after: Duration },
+    Cooldown {
+        retry_after: Duration,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +74,12 @@ pub trait VerificationStore: Send + Sync + 'static {
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError>;
 
     /// Atomically: count the attempt, compare `candidate` in constant time, consume on a match.
-    async fn check(&self, phone: &PhoneNumber, candidate: &CodeDigest, now: Timestamp) -> Result<CheckOutcome, StoreError>;
+    async fn check(
+        &self,
+        phone: &PhoneNumber,
+        candidate: &CodeDigest,
+        now: Timestamp,
+    ) -> Result<CheckOutcome, StoreError>;
 
     /// Cancels a pending verification; unknown or finished ids are not an error.
     async fn cancel(&self, id: &VerificationId, now: Timestamp) -> Result<Option<Verification>, StoreError>;

@@ -40,8 +40,7 @@ impl VerificationId {
     /// Accepts only the shape we generate, so junk never reaches a store query.
     pub fn parse(s: &str) -> Option<Self> {
         let rest = s.strip_prefix(Self::PREFIX)?;
-        (rest.len() == 20 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
-            .then(|| VerificationId(s.to_owned()))
+        (rest.len() == 20 && rest.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| VerificationId(s.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -115,10 +114,7 @@ impl FromStr for VerificationStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
         use VerificationStatus::*;
-        [Pending, Approved, Canceled, Dead, Expired]
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or(())
+        [Pending, Approved, Canceled, Dead, Expired].into_iter().find(|st| st.as_str() == s).ok_or(())
     }
 }
 
@@ -163,7 +159,9 @@ mod tests {
         let id = VerificationId::generate();
         assert_eq!(id.as_str().len(), 23);
         assert_eq!(VerificationId::parse(id.as_str()), Some(id.clone()));
-        for junk in ["", "vf_", "vf_short", "xx_2b7Jm0cWQ5kq3n8Xa1ab", "vf_2b7Jm0cWQ5kq3n8Xa1a'", "vf_2b7Jm0cWQ5kq3n8Xa1ab;"] {
+        for junk in
+            ["", "vf_", "vf_short", "xx_2b7Jm0cWQ5kq3n8Xa1ab", "vf_2b7Jm0cWQ5kq3n8Xa1a'", "vf_2b7Jm0cWQ5kq3n8Xa1ab;"]
+        {
             assert!(VerificationId::parse(junk).is_none(), "{junk}");
         }
         assert_ne!(VerificationId::generate(), VerificationId::generate());

@@ -1,1 +1,10 @@
+//! otpgate's storage backends. Each implements the core's store traits with the same
+//! guarantees; `contract` holds the one test suite every backend must pass.
 
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub mod contract;
+
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;

@@ -1,0 +1,298 @@
+//! The storage contract: one suite of checks that every backend must pass. Each function takes a
+//! fresh, empty store; `tests/*_contract.rs` run them all against each backend (the macro
+//! `contract_tests!` writes one `#[tokio::test]` per check). Time is passed explicitly, so expiry
+//! is tested by moving `now`, not by sleeping.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otpgate_core::limits::{LimitRule, LimitScope, Rate};
+use otpgate_core::store::NewCode;
+use otpgate_core::{
+    Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, PhoneNumber, Policy, RateLimiter, Timestamp,
+    VerificationId, VerificationStore,
+};
+use tokio::task::JoinSet;
+
+/// What a backend must be to run the suite.
+pub trait Backend: VerificationStore + RateLimiter {}
+impl<T: VerificationStore + RateLimiter> Backend for T {}
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+fn hasher() -> CodeHasher {
+    CodeHasher::new(&[7u8; 32]).expect("32-byte key")
+}
+
+/// A distinct valid US number per `n`, so checks in one store never collide.
+pub fn phone(n: u32) -> PhoneNumber {
+    PhoneNumber::parse(&format!("+1415555{:04}", n % 10_000), None).expect("valid test number")
+}
+
+fn digest(p: &PhoneNumber, code: &str) -> CodeDigest {
+    hasher().digest(p, &Code::parse(code, 6).expect("6 digits"))
+}
+
+fn new_code(p: &PhoneNumber, code: &str) -> NewCode {
+    NewCode {
+        id: VerificationId::generate(),
+        phone: p.clone(),
+        channel: Channel::Sms,
+        code_digest: Some(digest(p, code)),
+    }
+}
+
+async fn issue(store: &dyn Backend, p: &PhoneNumber, code: &str, now: Timestamp) -> IssueOutcome {
+    store.issue(new_code(p, code), now, &Policy::default()).await.expect("issue")
+}
+
+async fn check(store: &dyn Backend, p: &PhoneNumber, code: &str, now: Timestamp) -> CheckOutcome {
+    store.check(p, &digest(p, code), now).await.expect("check")
+}
+
+pub async fn create_then_resend_keeps_id_and_follows_doubling_cooldown(store: Arc<dyn Backend>) {
+    let p = phone(1);
+    let IssueOutcome::Created(first) = issue(&*store, &p, "111111", T0).await else { panic!("expected Created") };
+    assert_eq!(store.resend_wait(&p, T0).await.unwrap(), Some(Duration::from_secs(30)));
+    let IssueOutcome::Cooldown { retry_after } = issue(&*store, &p, "222222", T0.plus(Duration::from_secs(10))).await
+    else {
+        panic!("expected Cooldown")
+    };
+    assert_eq!(retry_after, Duration::from_secs(20));
+    let t1 = T0.plus(Duration::from_secs(30));
+    let IssueOutcome::Resent { verification, .. } = issue(&*store, &p, "333333", t1).await else {
+        panic!("expected Resent")
+    };
+    assert_eq!(verification.id, first.id, "a resend keeps the id");
+    assert_eq!(verification.sends, 2);
+    assert_eq!(store.resend_wait(&p, t1).await.unwrap(), Some(Duration::from_secs(60)), "the cooldown doubles");
+    // Only the newest code is valid.
+    assert!(matches!(check(&*store, &p, "111111", t1).await, CheckOutcome::Wrong { .. }));
+    assert!(matches!(check(&*store, &p, "333333", t1).await, CheckOutcome::Approved(_)));
+}
+
+pub async fn resend_keeps_the_attempt_count(store: Arc<dyn Backend>) {
+    let p = phone(2);
+    issue(&*store, &p, "111111", T0).await;
+    for expected_left in [4, 3] {
+        assert!(
+            matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Wrong { attempts_left } if attempts_left == expected_left)
+        );
+    }
+    let later = T0.plus(Duration::from_secs(30));
+    assert!(matches!(issue(&*store, &p, "222222", later).await, IssueOutcome::Resent { .. }));
+    assert!(matches!(check(&*store, &p, "000000", later).await, CheckOutcome::Wrong { attempts_left: 2 }));
+}
+
+pub async fn codes_are_single_use(store: Arc<dyn Backend>) {
+    let p = phone(3);
+    issue(&*store, &p, "123456", T0).await;
+    assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::Approved(_)));
+    assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::NotFound));
+}
+
+pub async fn codes_expire(store: Arc<dyn Backend>) {
+    let p = phone(4);
+    issue(&*store, &p, "123456", T0).await;
+    let at_expiry = T0.plus(Duration::from_secs(120));
+    assert!(matches!(check(&*store, &p, "123456", at_expiry).await, CheckOutcome::NotFound));
+    // After expiry a send starts a new verification at once (no cooldown from the dead one).
+    assert_eq!(store.resend_wait(&p, at_expiry).await.unwrap(), None);
+    assert!(matches!(issue(&*store, &p, "654321", at_expiry).await, IssueOutcome::Created(_)));
+    assert!(matches!(check(&*store, &p, "654321", at_expiry).await, CheckOutcome::Approved(_)));
+}
+
+pub async fn a_code_is_valid_only_for_its_phone(store: Arc<dyn Backend>) {
+    let (a, b) = (phone(5), phone(6));
+    issue(&*store, &a, "123456", T0).await;
+    issue(&*store, &b, "654321", T0).await;
+    assert!(matches!(check(&*store, &b, "123456", T0).await, CheckOutcome::Wrong { .. }));
+    assert!(matches!(check(&*store, &a, "123456", T0).await, CheckOutcome::Approved(_)));
+}
+
+pub async fn max_wrong_codes_kill_the_verification(store: Arc<dyn Backend>) {
+    let p = phone(7);
+    issue(&*store, &p, "123456", T0).await;
+    for _ in 0..4 {
+        assert!(matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Wrong { .. }));
+    }
+    assert!(matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Exhausted));
+    assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::Exhausted), "right code after lockout");
+    // A new send starts a fresh verification.
+    assert!(matches!(issue(&*store, &p, "222222", T0).await, IssueOutcome::Created(_)));
+    assert!(matches!(check(&*store, &p, "222222", T0).await, CheckOutcome::Approved(_)));
+}
+
+pub async fn concurrent_wrong_codes_evaluate_at_most_max(store: Arc<dyn Backend>) {
+    let p = phone(8);
+    issue(&*store, &p, "123456", T0).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..50 {
+        let (store, p) = (store.clone(), p.clone());
+        tasks.spawn(async move { check(&*store, &p, &format!("{:06}", 900_000 + i), T0).await });
+    }
+    let (mut wrong, mut exhausted) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            CheckOutcome::Wrong { .. } => wrong += 1,
+            CheckOutcome::Exhausted => exhausted += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Exactly max - 1 answers "wrong, try again"; the 5th wrong one killed it; the rest were refused.
+    assert_eq!(wrong, 4, "wrong answers");
+    assert_eq!(exhausted, 46);
+    assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::Exhausted));
+}
+
+pub async fn concurrent_right_codes_approve_exactly_once(store: Arc<dyn Backend>) {
+    let p = phone(9);
+    issue(&*store, &p, "123456", T0).await;
+    let mut tasks = JoinSet::new();
+    for _ in 0..20 {
+        let (store, p) = (store.clone(), p.clone());
+        tasks.spawn(async move { check(&*store, &p, "123456", T0).await });
+    }
+    let mut approved = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            CheckOutcome::Approved(_) => approved += 1,
+            CheckOutcome::NotFound => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(approved, 1);
+}
+
+pub async fn concurrent_sends_create_one_verification(store: Arc<dyn Backend>) {
+    let p = phone(10);
+    let mut tasks = JoinSet::new();
+    for i in 0..10 {
+        let (store, p) = (store.clone(), p.clone());
+        tasks.spawn(async move { issue(&*store, &p, &format!("{:06}", 100_000 + i), T0).await });
+    }
+    let (mut created, mut cooldown) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            IssueOutcome::Created(_) => created += 1,
+            IssueOutcome::Cooldown { .. } => cooldown += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((created, cooldown), (1, 9));
+}
+
+pub async fn revert_undoes_a_failed_send(store: Arc<dyn Backend>) {
+    let p = phone(11);
+    let created = issue(&*store, &p, "111111", T0).await;
+    store.revert_issue(&created).await.unwrap();
+    assert!(matches!(check(&*store, &p, "111111", T0).await, CheckOutcome::NotFound), "created one is gone");
+    assert_eq!(store.resend_wait(&p, T0).await.unwrap(), None);
+
+    issue(&*store, &p, "222222", T0).await;
+    let later = T0.plus(Duration::from_secs(30));
+    let resent = issue(&*store, &p, "333333", later).await;
+    assert!(matches!(resent, IssueOutcome::Resent { .. }));
+    store.revert_issue(&resent).await.unwrap();
+    // The code that failed to go out is unusable; the one before it is back, with its cooldown.
+    assert!(matches!(check(&*store, &p, "333333", later).await, CheckOutcome::Wrong { .. }));
+    assert!(matches!(check(&*store, &p, "222222", later).await, CheckOutcome::Approved(_)));
+}
+
+pub async fn cancel_ends_a_verification(store: Arc<dyn Backend>) {
+    let p = phone(12);
+    let IssueOutcome::Created(v) = issue(&*store, &p, "123456", T0).await else { panic!() };
+    assert!(store.cancel(&v.id, T0).await.unwrap().is_some());
+    assert!(store.cancel(&v.id, T0).await.unwrap().is_none(), "second cancel is a no-op");
+    assert!(store.cancel(&VerificationId::generate(), T0).await.unwrap().is_none());
+    assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::NotFound));
+    assert!(matches!(issue(&*store, &p, "654321", T0).await, IssueOutcome::Created(_)), "no cooldown after cancel");
+}
+
+pub async fn provider_ref_is_kept(store: Arc<dyn Backend>) {
+    let p = phone(13);
+    let IssueOutcome::Created(v) = issue(&*store, &p, "123456", T0).await else { panic!() };
+    store.set_provider_ref(&v.id, "VE00000000000000000000000000000000").await.unwrap();
+    let CheckOutcome::Approved(v) = check(&*store, &p, "123456", T0).await else { panic!() };
+    assert_eq!(v.provider_ref.as_deref(), Some("VE00000000000000000000000000000000"));
+}
+
+fn rule(key: &str, count: u32) -> LimitRule {
+    LimitRule::new(LimitScope::PhoneSend, key, Rate::new(count, Duration::from_secs(60)))
+}
+
+pub async fn limits_allow_a_burst_then_refuse_with_retry_after(store: Arc<dyn Backend>) {
+    let r = [rule("contract:a", 3)];
+    for _ in 0..3 {
+        assert!(store.acquire(&r, T0).await.unwrap().is_ok());
+    }
+    let denied = store.acquire(&r, T0).await.unwrap().unwrap_err();
+    assert_eq!(denied.retry_after, Duration::from_secs(20));
+    assert_eq!(denied.scope, LimitScope::PhoneSend);
+    assert!(store.acquire(&r, T0.plus(Duration::from_secs(19))).await.unwrap().is_err());
+    assert!(store.acquire(&r, T0.plus(Duration::from_secs(20))).await.unwrap().is_ok());
+}
+
+pub async fn limits_are_all_or_nothing(store: Arc<dyn Backend>) {
+    let open = rule("contract:open", 10);
+    let shut = rule("contract:shut", 1);
+    assert!(store.acquire(std::slice::from_ref(&shut), T0).await.unwrap().is_ok());
+    for _ in 0..20 {
+        assert!(store.acquire(&[open.clone(), shut.clone()], T0).await.unwrap().is_err());
+    }
+    // None of the refused requests took from the open bucket.
+    for _ in 0..10 {
+        assert!(store.acquire(std::slice::from_ref(&open), T0).await.unwrap().is_ok());
+    }
+    assert!(store.acquire(std::slice::from_ref(&open), T0).await.unwrap().is_err());
+}
+
+pub async fn limits_are_atomic_under_concurrency(store: Arc<dyn Backend>) {
+    let mut tasks = JoinSet::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        tasks.spawn(async move { store.acquire(&[rule("contract:race", 10)], T0).await.unwrap().is_ok() });
+    }
+    let mut allowed = 0;
+    while let Some(r) = tasks.join_next().await {
+        allowed += usize::from(r.unwrap());
+    }
+    assert_eq!(allowed, 10);
+}
+
+/// Writes one `#[tokio::test]` per contract check for a backend; `$make` is an async block
+/// expression that yields an `Arc<dyn Backend>` (or `None` to skip, e.g. when no server is set).
+#[macro_export]
+macro_rules! contract_tests {
+    ($make:expr) => {
+        $crate::contract_tests!(@each $make;
+            create_then_resend_keeps_id_and_follows_doubling_cooldown,
+            resend_keeps_the_attempt_count,
+            codes_are_single_use,
+            codes_expire,
+            a_code_is_valid_only_for_its_phone,
+            max_wrong_codes_kill_the_verification,
+            concurrent_wrong_codes_evaluate_at_most_max,
+            concurrent_right_codes_approve_exactly_once,
+            concurrent_sends_create_one_verification,
+            revert_undoes_a_failed_send,
+            cancel_ends_a_verification,
+            provider_ref_is_kept,
+            limits_allow_a_burst_then_refuse_with_retry_after,
+            limits_are_all_or_nothing,
+            limits_are_atomic_under_concurrency,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store: Option<std::sync::Arc<dyn $crate::contract::Backend>> = $make.await;
+                match store {
+                    Some(store) => $crate::contract::$name(store).await,
+                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
+                }
+            }
+        )*
+    };
+}

@@ -1,1 +1,232 @@
+//! otpgate's wire types: what goes over HTTP, exactly as `API.md` names it. Serde and schema
+//! derives only; no behaviour, no storage, so clients can depend on this crate alone.
 
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Delivery channel of a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelName {
+    Sms,
+    Whatsapp,
+    Call,
+}
+
+/// `POST /v1/verifications`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendVerificationRequest {
+    /// E.164 preferred (`+14155550100`); national formats only with a server `default_region`.
+    #[schema(example = "+14155550100", max_length = 64)]
+    pub phone: String,
+    /// Default `sms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelName>,
+    /// BCP 47 tag picking the message template (`en`, `pt-BR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "en", max_length = 35)]
+    pub locale: Option<String>,
+}
+
+/// A verification as the client sees it. Never contains the code.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VerificationResponse {
+    #[schema(example = "vf_2b7Jm0cWQ5kq3n8Xa1ab")]
+    pub id: String,
+    /// `pending` for a verification waiting for its code.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// Masked: `+1******0100`.
+    #[schema(example = "+1******0100")]
+    pub phone: String,
+    pub channel: ChannelName,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-11-24T10:02:00Z")]
+    pub expires_at: String,
+    /// Seconds until the code expires.
+    pub expires_in: u64,
+    /// Seconds until a resend is allowed.
+    pub resend_in: u64,
+    pub attempts_left: u32,
+}
+
+/// `POST /v1/verifications/check`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckVerificationRequest {
+    #[schema(example = "+14155550100", max_length = 64)]
+    pub phone: String,
+    /// Exactly the configured number of ASCII digits, as a JSON string.
+    #[schema(example = "123456", pattern = "^[0-9]{4,10}$")]
+    pub code: String,
+}
+
+/// The signed-in user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    #[schema(example = "usr_6fJ2kq9Xb0aZ1mN3pQ7r")]
+    pub id: String,
+    /// E.164.
+    #[schema(example = "+14155550100")]
+    pub phone: String,
+    /// True when this approval created the user.
+    pub created: bool,
+}
+
+/// Tokens issued after an approval or a refresh.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub refresh_expires_in: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckVerificationResponse {
+    /// `approved`.
+    #[schema(example = "approved")]
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionView>,
+}
+
+/// Every error code the API answers with; see the table in `API.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    InvalidRequest,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    InvalidPhone,
+    UnsupportedRegion,
+    Undeliverable,
+    InvalidCode,
+    VerificationNotFound,
+    TooManyAttempts,
+    RateLimited,
+    Unauthorized,
+    ProviderUnavailable,
+    ServiceUnavailable,
+    Internal,
+    /// No such path (added beside the table: unknown routes).
+    NotFound,
+    /// The path exists, the method does not (added beside the table).
+    MethodNotAllowed,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with each code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::InvalidPhone
+            | ErrorCode::UnsupportedRegion
+            | ErrorCode::Undeliverable
+            | ErrorCode::InvalidCode => 422,
+            ErrorCode::VerificationNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::TooManyAttempts | ErrorCode::RateLimited => 429,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::ProviderUnavailable | ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::Internal => 500,
+            ErrorCode::MethodNotAllowed => 405,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub code: ErrorCode,
+    /// Safe to show to an end user.
+    pub message: String,
+    /// Seconds; also sent as `Retry-After`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts_left: Option<u32>,
+    /// The request field that is wrong, for the client to focus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub request_id: String,
+}
+
+/// `{ "error": { … } }`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// One message in the demo provider's inbox (`GET /dev/inbox`, development only).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxMessageView {
+    pub to: String,
+    pub channel: ChannelName,
+    pub code: String,
+    pub text: String,
+    pub sent_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxView {
+    /// Newest first.
+    pub messages: Vec<InboxMessageView>,
+}
+
+/// `/readyz` body.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReadinessView {
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// What is wrong, when not ready (no secrets, no internal addresses).
+    pub reasons: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialise_as_the_table_names_them() {
+        let names: Vec<String> = [
+            ErrorCode::InvalidRequest,
+            ErrorCode::UnsupportedMediaType,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::InvalidPhone,
+            ErrorCode::VerificationNotFound,
+            ErrorCode::TooManyAttempts,
+            ErrorCode::ProviderUnavailable,
+            ErrorCode::ServiceUnavailable,
+        ]
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_owned())
+        .collect();
+        assert_eq!(
+            names,
+            [
+                "invalid_request",
+                "unsupported_media_type",
+                "payload_too_large",
+                "invalid_phone",
+                "verification_not_found",
+                "too_many_attempts",
+                "provider_unavailable",
+                "service_unavailable"
+            ]
+        );
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields_and_wrong_types() {
+        assert!(serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":"1","verified":true}"#).is_err());
+        assert!(serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":123456}"#).is_err());
+        assert!(serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":"1","code":"2"}"#).is_err());
+        assert!(serde_json::from_str::<SendVerificationRequest>(r#"{"phone":"+1","channel":"fax"}"#).is_err());
+    }
+}

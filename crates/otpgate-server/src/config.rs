@@ -1,0 +1,453 @@
+//! Configuration: defaults in code, then an optional `otpgate.toml`, then `OTPGATE_*` environment
+//! variables (`__` separates levels: `OTPGATE_CODES__TTL_SECS=300`), then `OTPGATE_…_FILE`
+//! variables whose file holds a secret (`OTPGATE_SECRETS__HMAC_KEY_FILE=/run/secrets/hmac`).
+//! Unknown keys and unsafe values stop the start with a message that names the key; nothing is
+//! silently "fixed".
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use otpgate_core::limits::Rate;
+use otpgate_core::{Code, PhoneNumber, Policy, Region};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `development` (demo provider, test numbers, generated keys) or `production` (refuses all of those).
+    pub environment: Environment,
+    /// Address to serve on.
+    pub listen: String,
+    /// Named in messages: "123456 is your {app_name} verification code".
+    pub app_name: String,
+    /// ISO 3166 region for national-format input (`US`); unset = E.164 (or `00…`) only.
+    pub default_region: Option<String>,
+    /// Adds the WebOTP line `@{domain} #{code}` to messages so browsers can fill the code in.
+    pub webotp_domain: Option<String>,
+    pub store: StoreConfig,
+    pub secrets: SecretsConfig,
+    pub codes: CodesConfig,
+    pub limits: LimitsConfig,
+    pub provider: ProviderConfig,
+    /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
+    /// -> `123456` (the first `codes.length` digits of `1234567890`) in development, none in production.
+    pub test_numbers: Option<BTreeMap<String, String>>,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    /// Allows the demo provider under `environment = "production"`: anyone could read codes.
+    pub dangerously_allow_demo_provider_in_production: bool,
+    /// Allows test numbers under `environment = "production"`: their codes are public.
+    pub dangerously_allow_test_numbers_in_production: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Where hot, expiring state lives (verifications, limits). `sqlite://PATH`.
+    pub hot: String,
+    /// Where durable state lives (users, tokens, keys). `sqlite://PATH`.
+    pub durable: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// Key for the HMAC of codes, at least 32 bytes. Required in production.
+    #[serde(serialize_with = "redact")]
+    pub hmac_key: Option<SecretString>,
+    /// Development only: where the generated HMAC key is kept between restarts.
+    pub dev_hmac_key_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("hmac_key", &self.hmac_key.as_ref().map(|_| "<redacted>"))
+            .field("dev_hmac_key_file", &self.dev_hmac_key_file)
+            .finish()
+    }
+}
+
+fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CodesConfig {
+    /// Digits per code, 4–10.
+    pub length: usize,
+    /// Seconds a code stays valid.
+    pub ttl_secs: u64,
+    /// Wrong codes a verification survives.
+    pub max_attempts: u32,
+    /// Seconds before the first resend; doubles with each resend.
+    pub resend_cooldown_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    pub count: u32,
+    pub period_secs: u64,
+}
+
+impl RateConfig {
+    fn rate(self) -> Rate {
+        Rate::new(self.count, Duration::from_secs(self.period_secs))
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Sends per phone number (a burst of `count`, refilling over `period_secs`).
+    pub phone_send: Option<RateConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// Records messages in the dev inbox (`GET /dev/inbox`); sends nothing.
+    Demo,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderConfig {
+    /// Unset: `demo` in development; required in production.
+    pub kind: Option<ProviderKind>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Whole-request deadline, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise.
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `otpgate=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            environment: Environment::Development,
+            listen: "127.0.0.1:8080".into(),
+            app_name: "otpgate".into(),
+            default_region: None,
+            webotp_domain: None,
+            store: StoreConfig::default(),
+            secrets: SecretsConfig::default(),
+            codes: CodesConfig::default(),
+            limits: LimitsConfig::default(),
+            provider: ProviderConfig::default(),
+            test_numbers: None,
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            dangerously_allow_demo_provider_in_production: false,
+            dangerously_allow_test_numbers_in_production: false,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { hot: "sqlite://otpgate.db".into(), durable: "sqlite://otpgate.db".into() }
+    }
+}
+
+impl Default for CodesConfig {
+    fn default() -> Self {
+        let p = Policy::default();
+        CodesConfig {
+            length: p.code_length,
+            ttl_secs: p.code_ttl.as_secs(),
+            max_attempts: p.max_attempts,
+            resend_cooldown_secs: p.resend_cooldown.as_secs(),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { phone_send: Some(RateConfig { count: 3, period_secs: 60 }) }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { body_limit_bytes: 4096, request_timeout_secs: 10 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::Auto, level: "info".into() }
+    }
+}
+
+/// A configuration that cannot be used; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(key: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("config key `{key}`: {why}"))
+}
+
+/// Environment variables that belong to the test suites, not to the server.
+const IGNORED_ENV_PREFIX: &str = "TEST_";
+
+impl Config {
+    /// Loads `file` (if given; otherwise `otpgate.toml` when present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// As `load`, with the environment passed in (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!("config file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("otpgate.toml").exists() => figment = figment.merge(Toml::file_exact("otpgate.toml")),
+            None => {}
+        }
+        // Plain variables first, then `_FILE` ones (read from disk), so a secret file wins.
+        let mut plain = Vec::new();
+        let mut from_files = Vec::new();
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("OTPGATE_") else { continue };
+            if key.starts_with(IGNORED_ENV_PREFIX) {
+                continue;
+            }
+            match key.strip_suffix("_FILE") {
+                Some(secret_key) => {
+                    let contents = std::fs::read_to_string(value)
+                        .map_err(|e| ConfigError(format!("{name}: cannot read {value}: {e}")))?;
+                    from_files.push((secret_key.to_owned(), contents.trim_end_matches(['\n', '\r']).to_owned()));
+                }
+                None => plain.push((key.to_owned(), value.clone())),
+            }
+        }
+        figment = figment.merge(env_provider(plain, true)).merge(env_provider(from_files, false));
+        let config: Config = figment.extract().map_err(|e| ConfigError(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == Environment::Production
+    }
+
+    pub fn provider_kind(&self) -> Option<ProviderKind> {
+        match (self.provider.kind, self.environment) {
+            (Some(kind), _) => Some(kind),
+            (None, Environment::Development) => Some(ProviderKind::Demo),
+            (None, Environment::Production) => None,
+        }
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.listen.parse().map_err(|_| bad("listen", format!("`{}` is not an IP address and port", self.listen)))
+    }
+
+    pub fn region(&self) -> Result<Option<Region>, ConfigError> {
+        self.default_region
+            .as_deref()
+            .map(|r| Region::from_code(r).map_err(|_| bad("default_region", format!("`{r}` is not a region code"))))
+            .transpose()
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy {
+            code_length: self.codes.length,
+            code_ttl: Duration::from_secs(self.codes.ttl_secs),
+            max_attempts: self.codes.max_attempts,
+            resend_cooldown: Duration::from_secs(self.codes.resend_cooldown_secs),
+            sends_per_phone: self.limits.phone_send.map(RateConfig::rate),
+        }
+    }
+
+    /// The test numbers in force, normalised to E.164, with their codes.
+    pub fn effective_test_numbers(&self) -> Result<BTreeMap<String, Code>, ConfigError> {
+        let configured = match (&self.test_numbers, self.environment) {
+            (Some(map), _) => map.clone(),
+            // The default code follows the configured length: 123456 for 6 digits, 1234 for 4.
+            (None, Environment::Development) => {
+                BTreeMap::from([("+15005550006".to_owned(), "1234567890"[..self.codes.length.min(10)].to_owned())])
+            }
+            (None, Environment::Production) => BTreeMap::new(),
+        };
+        let mut out = BTreeMap::new();
+        for (number, code) in configured {
+            let phone = PhoneNumber::parse(&number, None)
+                .map_err(|e| bad("test_numbers", format!("`{number}` is not a valid E.164 number ({e})")))?;
+            let code = Code::parse(&code, self.codes.length).ok_or_else(|| {
+                bad("test_numbers", format!("the code for {} must be {} digits", phone.masked(), self.codes.length))
+            })?;
+            out.insert(phone.e164().to_owned(), code);
+        }
+        Ok(out)
+    }
+
+    /// The SQLite file behind a `sqlite://` store URL.
+    pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
+        let parse = |key: &str, url: &str| -> Result<PathBuf, ConfigError> {
+            let path = url.strip_prefix("sqlite://").ok_or_else(|| {
+                bad(key, format!("unsupported store `{url}`; this build supports sqlite://PATH"))
+            })?;
+            if path.is_empty() {
+                return Err(bad(key, "the SQLite path is empty"));
+            }
+            Ok(PathBuf::from(path))
+        };
+        let hot = parse("store.hot", &self.store.hot)?;
+        let durable = parse("store.durable", &self.store.durable)?;
+        if hot != durable {
+            return Err(bad("store.durable", "with SQLite, store.hot and store.durable must be the same file"));
+        }
+        Ok(hot)
+    }
+
+    /// Everything that must hold before serving; production refuses what is unsafe there.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        self.region()?;
+        self.sqlite_path()?;
+        self.policy().validate().map_err(|e| bad("codes", e))?;
+        if let Some(rate) = self.limits.phone_send
+            && (rate.count == 0 || rate.period_secs == 0)
+        {
+            return Err(bad("limits.phone_send", "count and period_secs must be positive (omit the key to disable)"));
+        }
+        if self.app_name.trim().is_empty() || self.app_name.len() > 40 {
+            return Err(bad("app_name", "must be 1 to 40 characters"));
+        }
+        if self.http.body_limit_bytes < 256 || self.http.body_limit_bytes > 1 << 20 {
+            return Err(bad("http.body_limit_bytes", "must be between 256 and 1048576"));
+        }
+        if self.http.request_timeout_secs == 0 {
+            return Err(bad("http.request_timeout_secs", "must be positive"));
+        }
+        if let Some(domain) = &self.webotp_domain
+            && (domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
+        {
+            return Err(bad("webotp_domain", "must be a bare host name like example.com"));
+        }
+        if let Some(key) = &self.secrets.hmac_key
+            && key.expose_secret().len() < otpgate_core::code::MIN_KEY_LEN
+        {
+            return Err(bad("secrets.hmac_key", "must be at least 32 bytes"));
+        }
+        let test_numbers = self.effective_test_numbers()?;
+        if self.is_production() {
+            if self.secrets.hmac_key.is_none() {
+                return Err(bad("secrets.hmac_key", "is required in production (or OTPGATE_SECRETS__HMAC_KEY_FILE)"));
+            }
+            match self.provider_kind() {
+                None => return Err(bad("provider.kind", "must be set in production")),
+                Some(ProviderKind::Demo) if !self.dangerously_allow_demo_provider_in_production => {
+                    return Err(bad(
+                        "provider.kind",
+                        "the demo provider shows codes to anyone; refused in production \
+                         (dangerously_allow_demo_provider_in_production overrides)",
+                    ));
+                }
+                _ => {}
+            }
+            if !test_numbers.is_empty() && !self.dangerously_allow_test_numbers_in_production {
+                return Err(bad(
+                    "test_numbers",
+                    "test numbers have public codes; refused in production \
+                     (dangerously_allow_test_numbers_in_production overrides)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML-like JSON with every secret replaced by `<redacted>`.
+    pub fn redacted_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<cannot render config: {e}>"))
+    }
+}
+
+/// `__` separates nesting levels; names are lowercased (`OTPGATE_CODES__TTL_SECS` -> `codes.ttl_secs`).
+/// Plain values are parsed like figment's `Env` (numbers, booleans, arrays); file contents are
+/// secrets and stay strings.
+fn env_provider(vars: Vec<(String, String)>, parse: bool) -> figment::providers::Serialized<figment::value::Dict> {
+    let mut root = figment::value::Dict::new();
+    for (key, value) in vars {
+        let path: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let parsed = if parse {
+            value.parse::<figment::value::Value>().unwrap_or_else(|_| figment::value::Value::from(value.clone()))
+        } else {
+            figment::value::Value::from(value)
+        };
+        insert_path(&mut root, &path, parsed);
+    }
+    Serialized::defaults(root)
+}
+
+fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            if let figment::value::Value::Dict(_, inner) = entry {
+                insert_path(inner, rest, value);
+            } else {
+                let mut inner = figment::value::Dict::new();
+                insert_path(&mut inner, rest, value);
+                *entry = figment::value::Value::from(inner);
+            }
+        }
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    // Figment's own text names the key path ("for key `codes.length`") and the source.
+    e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}

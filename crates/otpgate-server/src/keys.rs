@@ -1,0 +1,101 @@
+//! The HMAC key for codes: from configuration (required in production), or in development
+//! generated once and kept in a file beside the database so restarts keep codes valid. The file
+//! is separate from the database on purpose: a dump of the data alone must not carry the key.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use secrecy::ExposeSecret;
+
+use crate::config::{Config, ConfigError};
+
+/// The development key file: configured, or `<database file>.hmac-key`.
+pub fn dev_key_path(config: &Config) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = &config.secrets.dev_hmac_key_file {
+        return Ok(path.clone());
+    }
+    let db = config.sqlite_path()?;
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "otpgate.db".into());
+    name.push(".hmac-key");
+    Ok(db.with_file_name(name))
+}
+
+pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {
+    if let Some(key) = &config.secrets.hmac_key {
+        return Ok(key.expose_secret().as_bytes().to_vec());
+    }
+    if config.is_production() {
+        return Err(ConfigError("config key `secrets.hmac_key`: is required in production".into()));
+    }
+    load_or_create(&dev_key_path(config)?)
+}
+
+fn load_or_create(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let fail = |what: &str, e: std::io::Error| ConfigError(format!("{what} {}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let key = decode_hex(text.trim()).ok_or_else(|| {
+                ConfigError(format!("{} is not a hex key; delete it to generate a new one", path.display()))
+            })?;
+            if key.len() < otpgate_core::code::MIN_KEY_LEN {
+                return Err(ConfigError(format!("{} holds a key shorter than 32 bytes", path.display())));
+            }
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 32];
+            otpgate_core::code::os_random(&mut key);
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            match options.open(path) {
+                Ok(mut file) => {
+                    file.write_all(hex.as_bytes()).map_err(|e| fail("cannot write", e))?;
+                    tracing::info!(path = %path.display(), "generated a development HMAC key");
+                    Ok(key)
+                }
+                // Another process created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => load_or_create(path),
+                Err(e) => Err(fail("cannot create", e)),
+            }
+        }
+        Err(e) => Err(fail("cannot read", e)),
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_key_is_generated_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let a = load_or_create(&path).unwrap();
+        let b = load_or_create(&path).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 32);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn corrupt_key_file_is_an_error_not_a_new_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        std::fs::write(&path, "not hex").unwrap();
+        assert!(load_or_create(&path).is_err());
+    }
+}

@@ -1,0 +1,89 @@
+//! Request ids: every request gets one (a sane `X-Request-Id` from a proxy is kept), it is echoed
+//! in the `X-Request-Id` response header, put on the request's log span, and available to error
+//! bodies through a task-local, so an error can always be quoted back to the operator.
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use std::net::SocketAddr;
+use tracing::Instrument;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+pub const HEADER: &str = "x-request-id";
+
+/// The current request's id, or `-` outside a request.
+pub fn current() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_owned())
+}
+
+fn acceptable(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// 26 characters of Crockford base32: 48 bits of milliseconds then 80 random bits, so ids sort by time.
+pub fn generate() -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+    let mut random = [0u8; 10];
+    otpgate_core::code::os_random(&mut random);
+    let mut value: u128 = (millis & 0xFFFF_FFFF_FFFF) << 80;
+    for (i, b) in random.iter().enumerate() {
+        value |= u128::from(*b) << (72 - 8 * i);
+    }
+    (0..26).rev().map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize])).collect()
+}
+
+pub async fn middleware(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| acceptable(v))
+        .map_or_else(generate, str::to_owned);
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        req.headers_mut().insert(HEADER, value);
+    }
+    let client_ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+        client_ip = client_ip.as_deref().unwrap_or("-"),
+    );
+    let started = std::time::Instant::now();
+    let mut response = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span.clone())).await;
+    span.in_scope(|| {
+        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_millis() as u64, "request done");
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_are_acceptable_and_distinct() {
+        let (a, b) = (generate(), generate());
+        assert_eq!(a.len(), 26);
+        assert!(acceptable(&a));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn junk_ids_are_replaced() {
+        assert!(!acceptable(""));
+        assert!(!acceptable("a b"));
+        assert!(!acceptable("x\ny"));
+        assert!(!acceptable(&"a".repeat(65)));
+        assert!(acceptable("01J-abc_1.2"));
+    }
+}

@@ -1,0 +1,145 @@
+//! `/v1/verifications`: send, check, cancel.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use otpgate_api::{
+    ChannelName, CheckVerificationRequest, CheckVerificationResponse, ErrorBody, SendVerificationRequest,
+    VerificationResponse,
+};
+use otpgate_core::clock::ceil_secs;
+use otpgate_core::{Channel, OtpError, PhoneNumber, SendRequest, VerificationId};
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::time_fmt::rfc3339;
+
+pub fn channel_from_wire(c: ChannelName) -> Channel {
+    match c {
+        ChannelName::Sms => Channel::Sms,
+        ChannelName::Whatsapp => Channel::Whatsapp,
+        ChannelName::Call => Channel::Call,
+    }
+}
+
+pub fn channel_to_wire(c: Channel) -> ChannelName {
+    match c {
+        Channel::Sms => ChannelName::Sms,
+        Channel::Whatsapp => ChannelName::Whatsapp,
+        Channel::Call => ChannelName::Call,
+    }
+}
+
+fn parse_phone(state: &AppState, input: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(input, state.default_region).map_err(|e| ApiError::from(OtpError::InvalidPhone(e)))
+}
+
+/// BCP 47 in practice: letters, digits and hyphens, at most 35 characters.
+fn valid_locale(locale: &str) -> bool {
+    (1..=35).contains(&locale.len())
+        && locale.split('-').all(|part| !part.is_empty() && part.len() <= 8 && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Send a code, or resend it to the phone's live verification.
+#[utoipa::path(
+    post,
+    path = "/v1/verifications",
+    tag = "verifications",
+    request_body = SendVerificationRequest,
+    responses(
+        (status = 201, description = "A new verification", body = VerificationResponse),
+        (status = 200, description = "A resend of the phone's live verification (same id)", body = VerificationResponse),
+        (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_phone, unsupported_region, undeliverable", body = ErrorBody),
+        (status = 429, description = "rate_limited (with Retry-After)", body = ErrorBody),
+        (status = 503, description = "provider_unavailable, service_unavailable", body = ErrorBody),
+    )
+)]
+pub async fn send_verification(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<SendVerificationRequest>,
+) -> Result<(StatusCode, Json<VerificationResponse>), ApiError> {
+    let phone = parse_phone(&state, &req.phone)?;
+    if let Some(locale) = &req.locale
+        && !valid_locale(locale)
+    {
+        return Err(ApiError::invalid_request("The locale must be a language tag like en or pt-BR.").field("locale"));
+    }
+    let channel = channel_from_wire(req.channel.unwrap_or(ChannelName::Sms));
+    let sent = state.service.send(SendRequest { phone: phone.clone(), channel, locale: req.locale }).await?;
+    let v = &sent.verification;
+    let body = VerificationResponse {
+        id: v.id.to_string(),
+        status: v.status.as_str().to_owned(),
+        phone: phone.masked(),
+        channel: channel_to_wire(v.channel),
+        expires_at: rfc3339(v.expires_at),
+        expires_in: ceil_secs(sent.expires_in),
+        resend_in: ceil_secs(sent.resend_in),
+        attempts_left: v.attempts_left(),
+    };
+    let status = if sent.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(body)))
+}
+
+/// Check a code. Succeeds once per verification.
+#[utoipa::path(
+    post,
+    path = "/v1/verifications/check",
+    tag = "verifications",
+    request_body = CheckVerificationRequest,
+    responses(
+        (status = 200, description = "Approved; the verification is used up", body = CheckVerificationResponse),
+        (status = 400, description = "invalid_request (including a code that is not N ASCII digits)", body = ErrorBody),
+        (status = 404, description = "verification_not_found", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
+        (status = 422, description = "invalid_phone, invalid_code (with attempts_left)", body = ErrorBody),
+        (status = 429, description = "too_many_attempts, rate_limited", body = ErrorBody),
+        (status = 503, description = "service_unavailable", body = ErrorBody),
+    )
+)]
+pub async fn check_verification(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CheckVerificationRequest>,
+) -> Result<Json<CheckVerificationResponse>, ApiError> {
+    let phone = parse_phone(&state, &req.phone)?;
+    let _approved = state.service.check(&phone, &req.code).await?;
+    Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }))
+}
+
+/// Cancel a verification. Unknown or finished ids also answer 204: nothing to learn from it.
+#[utoipa::path(
+    delete,
+    path = "/v1/verifications/{id}",
+    tag = "verifications",
+    params(("id" = String, Path, description = "The verification id (`vf_…`)")),
+    responses(
+        (status = 204, description = "Cancelled, or nothing to cancel"),
+        (status = 503, description = "service_unavailable", body = ErrorBody),
+    )
+)]
+pub async fn cancel_verification(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if let Some(id) = VerificationId::parse(&id) {
+        state.service.cancel(&id).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_locale;
+
+    #[test]
+    fn locales() {
+        for ok in ["en", "pt-BR", "zh-Hant-TW", "es-419"] {
+            assert!(valid_locale(ok), "{ok}");
+        }
+        for bad in ["", "en_US", "-en", "en-", "a".repeat(36).as_str(), "ünï", "en--US", "abcdefghi"] {
+            assert!(!valid_locale(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `Application::build`: configuration in, a bound listener and a router out. Tests build it on
+//! port 0 with their own clock and provider; `main` builds it from the loaded configuration.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use otpgate_api::ErrorCode;
+use otpgate_core::service::ServiceSettings;
+use otpgate_core::{Clock, CodeHasher, SmsProvider, SystemClock, VerificationService};
+use otpgate_sms::demo::{DemoInbox, DemoProvider};
+use otpgate_store::SqliteStore;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::config::{Config, ConfigError, ProviderKind};
+use crate::error::ApiError;
+use crate::routes::{AppInner, AppState, dev, ops, verifications, web};
+
+/// Replacements for the parts that tests control.
+#[derive(Default, Clone)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub provider: Option<Arc<dyn SmsProvider>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] otpgate_core::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "otpgate",
+        description = "Phone verification and sign-in: send a one-time code, check it, get a session."
+    ),
+    components(schemas(otpgate_api::ErrorBody, otpgate_api::ErrorDetail, otpgate_api::ErrorCode))
+)]
+struct ApiDoc;
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: &Config, overrides: Overrides) -> Result<Application, StartError> {
+        config.validate()?;
+        let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let store = Arc::new(SqliteStore::open(&config.sqlite_path()?).await?);
+        let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
+            .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+
+        let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
+            Some(provider) => (provider, None),
+            None => match config.provider_kind() {
+                Some(ProviderKind::Demo) => {
+                    let demo = DemoProvider::new(clock.clone());
+                    let inbox = demo.inbox();
+                    if config.is_production() {
+                        tracing::warn!("the demo provider is running in production: codes are visible to anyone");
+                    }
+                    (Arc::new(demo), (!config.is_production()).then_some(inbox))
+                }
+                None => return Err(ConfigError("config key `provider.kind`: no provider configured".into()).into()),
+            },
+        };
+        let settings = ServiceSettings {
+            policy: config.policy(),
+            test_numbers: config.effective_test_numbers()?.into_iter().collect(),
+            app_name: config.app_name.clone(),
+            webotp_domain: config.webotp_domain.clone(),
+        };
+        let service = VerificationService::new(
+            store.clone(),
+            store.clone(),
+            provider.clone(),
+            clock.clone(),
+            hasher,
+            settings,
+        );
+        let state = AppState(Arc::new(AppInner {
+            service,
+            store,
+            provider,
+            inbox,
+            default_region: config.region()?,
+        }));
+        let router = router(state, config);
+
+        let addr = config.listen_addr()?;
+        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+        Ok(Application { listener, router, local_addr })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        tracing::info!(addr = %self.local_addr, "otpgate listening");
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// The OpenAPI document this build serves, generated from the handlers and wire types.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(verifications::send_verification))
+        .routes(routes!(verifications::check_verification))
+        .routes(routes!(verifications::cancel_verification))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(dev::inbox))
+}
+
+fn router(state: AppState, config: &Config) -> Router {
+    let (api, openapi) = api_router().split_for_parts();
+    let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let timeout = Duration::from_secs(config.http.request_timeout_secs);
+    api.route(
+        "/openapi.json",
+        get(move || {
+            let json = openapi_json.clone();
+            async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()) }
+        }),
+    )
+    .route("/", get(web::index))
+    .route("/app.js", get(web::app_js))
+    .route("/app.css", get(web::app_css))
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .with_state(state)
+    .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+    .layer(CatchPanicLayer::custom(|_| {
+        tracing::error!("a handler panicked");
+        ApiError::internal().into_response()
+    }))
+    .layer(middleware::from_fn_with_state(timeout, deadline))
+    .layer(middleware::from_fn(security_headers))
+    .layer(middleware::from_fn(crate::request_id::middleware))
+}
+
+/// Whole-request deadline: a stuck request answers 503 in the API's shape instead of hanging.
+async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::error!(timeout_ms = timeout.as_millis() as u64, "request deadline exceeded");
+            let mut e = ApiError::new(ErrorCode::ServiceUnavailable, "The request took too long. Please try again.");
+            e.retry_after = Some(Duration::from_secs(1));
+            e.into_response()
+        }
+    }
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    headers.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+    headers.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "Not found.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(ErrorCode::MethodNotAllowed, "This method is not allowed on this path.")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

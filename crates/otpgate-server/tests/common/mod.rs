@@ -1,0 +1,215 @@
+//! Test harness: spawns the real application on 127.0.0.1:0 with its own SQLite file, a manual
+//! clock, and optionally a fake provider, and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use otpgate_core::provider::SendReceipt;
+use otpgate_core::{Channel, Clock, ManualClock, OutgoingCode, ProviderError, SmsProvider};
+use otpgate_server::{Application, Config, Overrides};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub dir: Arc<TempDir>,
+    pub config: Config,
+    overrides: Overrides,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub fn test_config(dir: &TempDir) -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".into();
+    let db = dir.path().join("otpgate.db");
+    config.store.hot = format!("sqlite://{}", db.display());
+    config.store.durable = config.store.hot.clone();
+    config
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(|_| {}, Overrides::default()).await
+}
+
+pub async fn spawn_with(configure: impl FnOnce(&mut Config), mut overrides: Overrides) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let mut config = test_config(&dir);
+    configure(&mut config);
+    let clock = ManualClock::starting_now();
+    overrides.clock = Some(Arc::new(clock.clone()) as Arc<dyn Clock>);
+    start(config, overrides, clock, dir).await
+}
+
+async fn start(config: Config, overrides: Overrides, clock: ManualClock, dir: Arc<TempDir>) -> TestApp {
+    let app = Application::build(&config, overrides.clone()).await.expect("app builds");
+    let base = format!("http://{}", app.local_addr());
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        clock,
+        dir,
+        config,
+        overrides,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn request(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.expect("body");
+        Reply { status, headers, text }
+    }
+
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> Reply {
+        self.request(self.client.post(self.url(path)).header("content-type", content_type).body(body)).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.post_raw(path, "application/json", body.to_string()).await
+    }
+
+    pub async fn send(&self, phone: &str) -> Reply {
+        self.post_json("/v1/verifications", &json!({ "phone": phone })).await
+    }
+
+    pub async fn check(&self, phone: &str, code: &str) -> Reply {
+        self.post_json("/v1/verifications/check", &json!({ "phone": phone, "code": code })).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.request(self.client.get(self.url(path))).await
+    }
+
+    /// The newest code the demo provider "sent" to `phone`.
+    pub async fn inbox_code(&self, phone: &str) -> String {
+        let reply = self.get(&format!("/dev/inbox?phone={}", phone.replace('+', "%2B"))).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["messages"][0]["code"].as_str().expect("a message in the inbox").to_owned()
+    }
+
+    pub fn advance(&self, d: Duration) {
+        self.clock.advance(d);
+    }
+
+    /// Graceful stop, then a new process-equivalent on the same database file and clock.
+    pub async fn restart(mut self) -> TestApp {
+        self.stop().await;
+        let overrides = self.overrides.clone();
+        start(self.config.clone(), overrides, self.clock.clone(), self.dir.clone()).await
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("server task").expect("server ran");
+        }
+    }
+
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("otpgate.db")
+    }
+}
+
+/// What a fake provider does on each send.
+#[derive(Clone, Debug)]
+pub enum FakeBehaviour {
+    Deliver,
+    Fail(ProviderError),
+    Panic,
+    Delay(Duration),
+}
+
+/// A provider that records what it was asked to send, and fails or stalls on demand.
+pub struct FakeProvider {
+    pub behaviour: Mutex<FakeBehaviour>,
+    pub sent: Mutex<Vec<(String, String)>>,
+    pub calls: AtomicUsize,
+}
+
+impl FakeProvider {
+    pub fn new(behaviour: FakeBehaviour) -> Arc<FakeProvider> {
+        Arc::new(FakeProvider { behaviour: Mutex::new(behaviour), sent: Mutex::new(Vec::new()), calls: AtomicUsize::new(0) })
+    }
+
+    pub fn set(&self, behaviour: FakeBehaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    pub fn last_code(&self) -> String {
+        self.sent.lock().unwrap().last().expect("something sent").1.clone()
+    }
+}
+
+#[async_trait]
+impl SmsProvider for FakeProvider {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn supports(&self, channel: Channel) -> bool {
+        channel != Channel::Call
+    }
+
+    async fn send(&self, msg: &OutgoingCode) -> Result<SendReceipt, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let behaviour = self.behaviour.lock().unwrap().clone();
+        match behaviour {
+            FakeBehaviour::Deliver => {}
+            FakeBehaviour::Fail(e) => return Err(e),
+            FakeBehaviour::Panic => panic!("fake provider panicked on purpose"),
+            FakeBehaviour::Delay(d) => tokio::time::sleep(d).await,
+        }
+        self.sent.lock().unwrap().push((msg.to.e164().to_owned(), msg.code.expose().to_owned()));
+        Ok(SendReceipt::default())
+    }
+}
+
+pub fn with_provider(provider: Arc<FakeProvider>) -> Overrides {
+    Overrides { provider: Some(provider), ..Overrides::default() }
+}

@@ -5,6 +5,7 @@
 pub mod sqlite;
 
 pub mod contract;
+pub mod session_contract;
 
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

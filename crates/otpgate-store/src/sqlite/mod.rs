@@ -18,9 +18,13 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 
+mod sessions;
+
 /// The schema, embedded in the binary so a fresh file is ready without any tool.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "verifications", include_str!("../../migrations/sqlite/0001_verifications.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "verifications", include_str!("../../migrations/sqlite/0001_verifications.sql")),
+    (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
+];
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {

@@ -1,0 +1,175 @@
+//! Users and refresh tokens as the domain sees them, and the `SessionStore` trait the stores
+//! implement. A user is keyed by an E.164 phone number and named by a stable opaque id
+//! (`usr_…`); a phone that is erased and signs in again gets a new id, so an id is never reused.
+//! Refresh tokens exist here only as keyed digests (`CodeHasher::digest_parts`) grouped in
+//! families: each sign-in starts a family, each refresh spends one token and adds the next to
+//! the same family, and presenting a spent token revokes the whole family (theft detection).
+//! Signing keys are not stored here: they live in a key file (see `otpgate-session`).
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+use crate::verification::random_base62;
+use crate::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
+
+/// Opaque public user id: `usr_` and 20 base62 characters (119 bits).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct UserId(String);
+
+impl UserId {
+    pub const PREFIX: &'static str = "usr_";
+
+    pub fn generate() -> Self {
+        UserId(format!("{}{}", Self::PREFIX, random_base62(20)))
+    }
+
+    /// Accepts only the shape we generate, so junk (e.g. a forged `sub`) never reaches a query.
+    pub fn parse(s: &str) -> Option<Self> {
+        let rest = s.strip_prefix(Self::PREFIX)?;
+        (rest.len() == 20 && rest.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| UserId(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Groups the refresh tokens that descend from one sign-in: `rf_` and 22 base62 characters.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct TokenFamily(String);
+
+impl TokenFamily {
+    pub fn generate() -> Self {
+        TokenFamily(format!("rf_{}", random_base62(22)))
+    }
+
+    /// For stores reading their own rows back.
+    pub fn from_stored(s: String) -> Self {
+        TokenFamily(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    /// E.164.
+    pub phone: String,
+    pub created_at: Timestamp,
+}
+
+impl fmt::Debug for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The phone is PII: masked wherever a `User` gets logged (only the first digit of the
+        // country code stays; parsing here just to keep two more digits is not worth it).
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("phone", &crate::mask::mask_e164(&self.phone, 1))
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A refresh token to store: only its keyed digest, never the token.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub digest: CodeDigest,
+    pub family: TokenFamily,
+    /// How the phone was verified at sign-in; refreshed access tokens keep it in `amr`.
+    pub channel: Channel,
+    pub expires_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was live; it is spent now, and the next one is stored in its family.
+    Rotated { user: User, channel: Channel },
+    /// The presented token had been spent already: its whole family is revoked now.
+    Reused,
+    /// Unknown, expired or revoked, or its user is gone. Nothing changed.
+    Invalid,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Atomically: finds the user of `phone` or creates it with `new_id`, and stores the first
+    /// refresh token of a new family for that user. Answers the user and whether this call
+    /// created it (true for exactly one of any number of concurrent first sign-ins).
+    async fn sign_in(
+        &self,
+        phone: &PhoneNumber,
+        new_id: UserId,
+        first: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(User, bool), StoreError>;
+
+    async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+
+    /// Atomically: if `presented` is live (not spent, revoked or expired, and its user exists),
+    /// spend it and store `next` (whose family and channel are ignored: it inherits both from the
+    /// presented token);
+    /// if it was already spent, revoke its whole family. Of concurrent calls with one token, at
+    /// most one answers `Rotated`.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &CodeDigest,
+        next: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Revokes the family of `presented`; unknown tokens are not an error. True if a family with
+    /// live tokens was revoked.
+    async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Erases the user, all their refresh tokens and every verification of their phone. Answers
+    /// the erased user, `None` if there was none.
+    async fn delete_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+
+    /// Deletes refresh tokens past their expiry (spent ones are kept until then, for reuse
+    /// detection). Answers how many were deleted.
+    async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_parse_only_our_shape() {
+        let id = UserId::generate();
+        assert_eq!(UserId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(id.as_str().len(), 24);
+        for bad in [
+            "",
+            "usr_",
+            "usr_short",
+            "vf_01234567890123456789",
+            "usr_0123456789012345678!",
+            "usr_012345678901234567890",
+        ] {
+            assert!(UserId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_debug_masks_the_phone() {
+        let u = User { id: UserId::generate(), phone: "+14155550100".into(), created_at: Timestamp(0) };
+        assert!(!format!("{u:?}").contains("4155550100"));
+    }
+}

@@ -1,0 +1,208 @@
+//! The session storage contract: users and refresh tokens, checked the same way on every backend.
+//! `tests/*_session_contract.rs` run it through `session_contract_tests!`, like `contract`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
+use otpgate_core::store::NewCode;
+use otpgate_core::{
+    Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, Policy, Timestamp, VerificationId,
+    VerificationStore,
+};
+use tokio::task::JoinSet;
+
+use crate::contract::phone;
+
+/// What a backend must be to run the suite (verifications too: erasing a user erases them).
+pub trait SessionBackend: SessionStore + VerificationStore {}
+impl<T: SessionStore + VerificationStore> SessionBackend for T {}
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+const DAY: Duration = Duration::from_secs(86_400);
+
+fn hasher() -> CodeHasher {
+    CodeHasher::new(&[9u8; 32]).expect("32-byte key")
+}
+
+/// A distinct digest per label, standing in for the HMAC of a refresh token.
+fn digest(label: &str) -> CodeDigest {
+    hasher().digest_parts(&[b"contract-refresh", label.as_bytes()])
+}
+
+fn token(label: &str, expires_at: Timestamp) -> NewRefreshToken {
+    token_via(label, Channel::Sms, expires_at)
+}
+
+fn token_via(label: &str, channel: Channel, expires_at: Timestamp) -> NewRefreshToken {
+    NewRefreshToken { digest: digest(label), family: TokenFamily::generate(), channel, expires_at }
+}
+
+async fn sign_in(store: &dyn SessionBackend, n: u32, label: &str) -> (User, bool) {
+    store.sign_in(&phone(n), UserId::generate(), &token(label, T0.plus(30 * DAY)), T0).await.expect("sign_in")
+}
+
+async fn rotate(store: &dyn SessionBackend, from: &str, to: &str, now: Timestamp) -> RotateOutcome {
+    store.rotate_refresh_token(&digest(from), &token(to, now.plus(30 * DAY)), now).await.expect("rotate")
+}
+
+pub async fn first_sign_in_creates_the_user_then_reuses_it(store: Arc<dyn SessionBackend>) {
+    let (first, created) = sign_in(&*store, 100, "a").await;
+    assert!(created);
+    assert_eq!(first.phone, phone(100).e164());
+    assert_eq!(first.created_at, T0);
+    let (again, created) = sign_in(&*store, 100, "b").await;
+    assert!(!created);
+    assert_eq!(again, first, "same id, phone and creation time");
+    assert_eq!(store.find_user(&first.id).await.unwrap(), Some(first));
+    assert_eq!(store.find_user(&UserId::generate()).await.unwrap(), None);
+    let (other, created) = sign_in(&*store, 101, "c").await;
+    assert!(created);
+    assert_ne!(other.id, again.id);
+}
+
+pub async fn concurrent_first_sign_ins_create_one_user(store: Arc<dyn SessionBackend>) {
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { sign_in(&*store, 102, &format!("race-{i}")).await });
+    }
+    let mut created = 0;
+    let mut ids = std::collections::HashSet::new();
+    while let Some(r) = tasks.join_next().await {
+        let (user, was_created) = r.unwrap();
+        created += usize::from(was_created);
+        ids.insert(user.id);
+    }
+    assert_eq!(created, 1, "exactly one sign-in created the user");
+    assert_eq!(ids.len(), 1, "everyone got the same user");
+}
+
+pub async fn a_refresh_token_rotates_once_and_keeps_its_channel(store: Arc<dyn SessionBackend>) {
+    let first = token_via("r0", Channel::Whatsapp, T0.plus(30 * DAY));
+    let (user, _) = store.sign_in(&phone(103), UserId::generate(), &first, T0).await.unwrap();
+    let t1 = T0.plus(Duration::from_secs(60));
+    // `rotate` offers Sms for the next token; the family's channel wins.
+    let rotated = RotateOutcome::Rotated { user, channel: Channel::Whatsapp };
+    assert_eq!(rotate(&*store, "r0", "r1", t1).await, rotated);
+    assert_eq!(rotate(&*store, "r1", "r2", t1).await, rotated);
+    assert_eq!(rotate(&*store, "r1", "r3", t1).await, RotateOutcome::Reused, "spent by the first rotation");
+}
+
+pub async fn reusing_a_spent_token_revokes_the_family(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 104, "f0").await;
+    assert!(matches!(rotate(&*store, "f0", "f1", T0).await, RotateOutcome::Rotated { .. }));
+    // A second session of the same user is another family and must survive.
+    sign_in(&*store, 104, "g0").await;
+    assert_eq!(rotate(&*store, "f0", "x1", T0).await, RotateOutcome::Reused);
+    assert_eq!(rotate(&*store, "f1", "f2", T0).await, RotateOutcome::Invalid, "the newest of the chain is revoked");
+    assert_eq!(rotate(&*store, "x1", "x2", T0).await, RotateOutcome::Invalid, "the reuse stored nothing");
+    assert_eq!(rotate(&*store, "f0", "x3", T0).await, RotateOutcome::Invalid, "revoked stays revoked");
+    assert!(matches!(rotate(&*store, "g0", "g1", T0).await, RotateOutcome::Rotated { .. }));
+}
+
+pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 105, "c0").await;
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { rotate(&*store, "c0", &format!("c1-{i}"), T0).await });
+    }
+    let (mut rotated, mut reused) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            RotateOutcome::Rotated { .. } => rotated += 1,
+            RotateOutcome::Reused => reused += 1,
+            RotateOutcome::Invalid => {}
+        }
+    }
+    assert_eq!(rotated, 1);
+    assert!(reused >= 1, "the losers saw a spent token");
+}
+
+pub async fn expired_and_unknown_tokens_are_invalid(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 106, "e0").await;
+    assert_eq!(rotate(&*store, "nope", "n1", T0).await, RotateOutcome::Invalid);
+    let at_expiry = T0.plus(30 * DAY);
+    assert_eq!(rotate(&*store, "e0", "e1", at_expiry).await, RotateOutcome::Invalid);
+    // One millisecond before expiry it was still good.
+    let just_before = Timestamp(at_expiry.0 - 1);
+    assert!(matches!(rotate(&*store, "e0", "e2", just_before).await, RotateOutcome::Rotated { .. }));
+}
+
+pub async fn revoking_ends_the_whole_family(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 107, "v0").await;
+    assert!(matches!(rotate(&*store, "v0", "v1", T0).await, RotateOutcome::Rotated { .. }));
+    sign_in(&*store, 107, "w0").await;
+    // Revoking with an older token of the chain ends the newest too.
+    assert!(store.revoke_refresh_family(&digest("v0"), T0).await.unwrap());
+    assert!(!store.revoke_refresh_family(&digest("v1"), T0).await.unwrap(), "already revoked");
+    assert!(!store.revoke_refresh_family(&digest("unknown"), T0).await.unwrap());
+    assert_eq!(rotate(&*store, "v1", "v2", T0).await, RotateOutcome::Invalid);
+    assert!(matches!(rotate(&*store, "w0", "w1", T0).await, RotateOutcome::Rotated { .. }), "other family lives");
+}
+
+pub async fn deleting_a_user_erases_tokens_and_verifications(store: Arc<dyn SessionBackend>) {
+    let p = phone(108);
+    let (user, _) = sign_in(&*store, 108, "d0").await;
+    let code = Code::parse("123456", 6).unwrap();
+    let new = NewCode {
+        id: VerificationId::generate(),
+        phone: p.clone(),
+        channel: Channel::Sms,
+        code_digest: Some(hasher().digest(&p, &code)),
+    };
+    assert!(matches!(store.issue(new, T0, &Policy::default()).await.unwrap(), IssueOutcome::Created(_)));
+
+    assert_eq!(store.delete_user(&user.id).await.unwrap(), Some(user.clone()));
+    assert_eq!(store.delete_user(&user.id).await.unwrap(), None, "second delete is a no-op");
+    assert_eq!(store.find_user(&user.id).await.unwrap(), None);
+    assert_eq!(rotate(&*store, "d0", "d1", T0).await, RotateOutcome::Invalid);
+    assert!(matches!(store.check(&p, &hasher().digest(&p, &code), T0).await.unwrap(), CheckOutcome::NotFound));
+    assert_eq!(store.resend_wait(&p, T0).await.unwrap(), None, "the pending verification is gone");
+
+    // The phone can sign up again, as a new user with a new id.
+    let (again, created) = sign_in(&*store, 108, "d2").await;
+    assert!(created);
+    assert_ne!(again.id, user.id);
+}
+
+pub async fn purge_removes_only_expired_tokens(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 109, "p0").await;
+    assert!(matches!(rotate(&*store, "p0", "p1", T0.plus(DAY)).await, RotateOutcome::Rotated { .. }));
+    // p0 expires at T0 + 30 days, p1 a day later.
+    assert_eq!(store.purge_expired_refresh_tokens(T0.plus(29 * DAY)).await.unwrap(), 0);
+    assert!(store.purge_expired_refresh_tokens(T0.plus(30 * DAY)).await.unwrap() >= 1);
+    assert!(matches!(rotate(&*store, "p1", "p2", T0.plus(30 * DAY)).await, RotateOutcome::Rotated { .. }));
+}
+
+/// Writes one `#[tokio::test]` per session contract check; `$make` is an async block expression
+/// that yields an `Option<Arc<dyn SessionBackend>>` (`None` skips, e.g. when no server is set).
+#[macro_export]
+macro_rules! session_contract_tests {
+    ($make:expr) => {
+        $crate::session_contract_tests!(@each $make;
+            first_sign_in_creates_the_user_then_reuses_it,
+            concurrent_first_sign_ins_create_one_user,
+            a_refresh_token_rotates_once_and_keeps_its_channel,
+            reusing_a_spent_token_revokes_the_family,
+            concurrent_rotations_of_one_token_succeed_at_most_once,
+            expired_and_unknown_tokens_are_invalid,
+            revoking_ends_the_whole_family,
+            deleting_a_user_erases_tokens_and_verifications,
+            purge_removes_only_expired_tokens,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store: Option<std::sync::Arc<dyn $crate::session_contract::SessionBackend>> = $make.await;
+                match store {
+                    Some(store) => $crate::session_contract::$name(store).await,
+                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
+                }
+            }
+        )*
+    };
+}

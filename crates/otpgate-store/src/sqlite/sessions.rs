@@ -1,0 +1,189 @@
+//! Users and refresh tokens in SQLite. Writes that read before they decide (sign-in, rotation)
+//! run in `BEGIN IMMEDIATE` transactions like the verification flow, so two connections can never
+//! both spend one refresh token or both create one user.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
+use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteStore, classify};
+
+fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
+    let id: String = row.try_get("id").map_err(classify)?;
+    Ok(User {
+        id: UserId::parse(&id).ok_or_else(|| StoreError::Internal("corrupt user row: id".into()))?,
+        phone: row.try_get("phone").map_err(classify)?,
+        created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
+    })
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn sign_in(
+        &self,
+        phone: &PhoneNumber,
+        new_id: UserId,
+        first: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(User, bool), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING \
+             RETURNING id, phone, created_at",
+        )
+        .bind(new_id.as_str())
+        .bind(phone.e164())
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let (user, created) = match inserted {
+            Some(row) => (user_from_row(&row)?, true),
+            None => {
+                let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE phone = ?")
+                    .bind(phone.e164())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                (user_from_row(&row)?, false)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(first.digest.as_bytes().as_slice())
+        .bind(user.id.as_str())
+        .bind(first.family.as_str())
+        .bind(first.channel.as_str())
+        .bind(now.0)
+        .bind(first.expires_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok((user, created))
+    }
+
+    async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &CodeDigest,
+        next: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The join drops tokens whose user is gone (the foreign key cascades anyway).
+        let row = sqlx::query(
+            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
+             FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?",
+        )
+        .bind(presented.as_bytes().as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(row) = row else { return Ok(RotateOutcome::Invalid) };
+        let family: String = row.try_get("family").map_err(classify)?;
+        let channel: String = row.try_get("channel").map_err(classify)?;
+        let channel = Channel::from_str(&channel)
+            .map_err(|_| StoreError::Internal("corrupt refresh token row: channel".into()))?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(classify)?;
+        let used_at: Option<i64> = row.try_get("used_at").map_err(classify)?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(classify)?;
+        if revoked_at.is_some() || now.0 >= expires_at {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if used_at.is_some() {
+            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL")
+                .bind(now.0)
+                .bind(&family)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            return Ok(RotateOutcome::Reused);
+        }
+        let user = user_from_row(&row)?;
+        sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE digest = ?")
+            .bind(now.0)
+            .bind(presented.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(next.digest.as_bytes().as_slice())
+        .bind(user.id.as_str())
+        .bind(&family)
+        .bind(channel.as_str())
+        .bind(now.0)
+        .bind(next.expires_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(RotateOutcome::Rotated { user, channel })
+    }
+
+    async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
+        // One statement, so it is atomic without an explicit transaction.
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL \
+             AND family = (SELECT family FROM refresh_tokens WHERE digest = ?)",
+        )
+        .bind(now.0)
+        .bind(presented.as_bytes().as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("DELETE FROM users WHERE id = ? RETURNING id, phone, created_at")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        // Foreign keys are on for every connection, but say it outright rather than rely on it.
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = ?")
+            .bind(user.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("DELETE FROM verifications WHERE phone = ?")
+            .bind(&user.phone)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(user))
+    }
+
+    async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+}

@@ -37,6 +37,23 @@ pub enum ProviderError {
 pub struct SendReceipt {
     /// The provider's id for what it sent (message SID, verification SID).
     pub provider_ref: Option<String>,
+    /// True when the provider made its own code and checks it (Twilio Verify): the code in
+    /// `OutgoingCode` was never sent, so checks for this verification must go to
+    /// `SmsProvider::check` with `provider_ref`, after the attempt was counted locally.
+    pub provider_checks: bool,
+}
+
+/// What a provider that holds the code (see `SendReceipt::provider_checks`) says about one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderCheck {
+    Approved,
+    /// Wrong code; the verification is still pending at the provider.
+    Wrong,
+    /// The provider's own cap on wrong codes was reached (Twilio 60202): `too_many_attempts`.
+    TooManyAttempts,
+    /// The provider no longer knows the verification: expired, used or cancelled (Twilio 20404
+    /// on a check): `verification_not_found`.
+    NotFound,
 }
 
 #[async_trait]
@@ -50,6 +67,25 @@ pub trait SmsProvider: Send + Sync + 'static {
 
     /// `Err(reason)` when the provider cannot currently send (bad credentials, breaker open).
     async fn readiness(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Checks `code` against the provider-held verification `provider_ref` (only for receipts
+    /// with `provider_checks`). Providers that do not hold codes never get here; answering
+    /// `Unavailable` keeps a wiring mistake from approving anything.
+    async fn check(
+        &self,
+        _provider_ref: &str,
+        _phone: &PhoneNumber,
+        _code: &Code,
+    ) -> Result<ProviderCheck, ProviderError> {
+        Err(ProviderError::Unavailable { retry_after: None })
+    }
+
+    /// Tells the provider that a verification was abandoned or replaced, so it stops counting
+    /// it (Twilio's per-number send limit, 60203, counts pending verifications). Best effort:
+    /// the caller logs a failure and goes on. Providers that hold nothing do nothing.
+    async fn cancel(&self, _provider_ref: &str) -> Result<(), ProviderError> {
         Ok(())
     }
 }

@@ -1,0 +1,63 @@
+//! Twilio's own code and text go to the log (for the operator), with the phone masked. A test
+//! binary of its own: it installs the process-wide subscriber, which a thread-local one in a
+//! shared binary cannot replace reliably while other tests run.
+
+use std::sync::{Arc, Mutex};
+
+use otpgate_core::{Channel, Clock, Code, ManualClock, OutgoingCode, PhoneNumber, ProviderError, SmsProvider};
+use otpgate_sms::{TwilioConfig, TwilioMessaging, http};
+use serde_json::json;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TWILIO_TEXT: &str = "Twilio internal wording that must not leak";
+
+#[derive(Clone, Default)]
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
+    let sink = LogSink::default();
+    let writer = sink.clone();
+    tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).with_max_level(tracing::Level::INFO).init();
+
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21211, "message": TWILIO_TEXT, "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400
+        })))
+        .mount(&server)
+        .await;
+    let cfg: TwilioConfig = serde_json::from_value(json!({
+        "account_sid": "AC00000000000000000000000000000000", // fake test SID
+        "auth_token": "fake-token",
+        "messaging": { "from": "+15005550006", "base_url": server.uri() },
+    }))
+    .unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_now());
+    let provider = TwilioMessaging::new(&cfg, http::build_client(&cfg.http).unwrap(), clock).unwrap();
+    let msg = OutgoingCode {
+        to: PhoneNumber::parse("+14155550100", None).unwrap(),
+        code: Code::parse("123456", 6).unwrap(),
+        channel: Channel::Sms,
+        locale: None,
+        text: "123456 is your code".into(),
+    };
+    let err = provider.send(&msg).await.unwrap_err();
+    assert_eq!(err, ProviderError::InvalidNumber);
+    assert!(!err.to_string().contains(TWILIO_TEXT));
+    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("21211") && log.contains(TWILIO_TEXT), "{log}");
+    assert!(log.contains("+1******0100"), "{log}");
+    assert!(!log.contains("4155550100"), "the full number must not be logged: {log}");
+}

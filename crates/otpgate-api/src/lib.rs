@@ -224,7 +224,9 @@ mod tests {
 
     #[test]
     fn requests_refuse_unknown_fields_and_wrong_types() {
-        assert!(serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":"1","verified":true}"#).is_err());
+        assert!(
+            serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":"1","verified":true}"#).is_err()
+        );
         assert!(serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":123456}"#).is_err());
         assert!(serde_json::from_str::<CheckVerificationRequest>(r#"{"phone":"+1","code":"1","code":"2"}"#).is_err());
         assert!(serde_json::from_str::<SendVerificationRequest>(r#"{"phone":"+1","channel":"fax"}"#).is_err());

@@ -26,6 +26,16 @@ pub enum PhoneError {
     NotValid,
 }
 
+/// A region code (`US`, `GB`) that the numbering-plan metadata knows; `None` for anything else
+/// (`XX`, `us`, `001`).
+pub fn parse_region(code: &str) -> Option<Region> {
+    if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let region = Region::from_code(code).ok()?;
+    rlibphonenumber::PHONE_NUMBER_UTIL.get_country_code_for_region(region).map(|_| region)
+}
+
 /// What kind of line a number is, as far as the numbering plan tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NumberKind {
@@ -117,14 +127,12 @@ impl PhoneNumber {
         if digits.is_empty() {
             return Err(PhoneError::Unparseable);
         }
+        // `00` is the international prefix almost everywhere, and no national number starts
+        // with it, so reading it as `+` is safe even without a default region.
         let international = if saw_plus {
             Some(format!("+{digits}"))
-        } else if let Some(rest) = digits.strip_prefix("00") {
-            // `00` is the international prefix almost everywhere, and no national number
-            // starts with it, so reading it as `+` is safe even without a default region.
-            Some(format!("+{rest}"))
         } else {
-            None
+            digits.strip_prefix("00").map(|rest| format!("+{rest}"))
         };
         let parsed = match (international, default_region) {
             (Some(intl), _) => rlibphonenumber::PhoneNumber::parse(&intl, None),
@@ -249,6 +257,15 @@ mod tests {
         assert!(e164("+999123456789").is_err());
         assert_eq!(e164("+1415555010"), Err(PhoneError::NotValid));
         assert_eq!(e164(&format!("+{}", "1".repeat(70))), Err(PhoneError::TooLong));
+    }
+
+    #[test]
+    fn regions_must_be_known() {
+        assert!(parse_region("US").is_some());
+        assert!(parse_region("GB").is_some());
+        for bad in ["XX", "us", "USA", "", "001", "ÜS"] {
+            assert!(parse_region(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -291,7 +291,10 @@ impl Config {
     pub fn region(&self) -> Result<Option<Region>, ConfigError> {
         self.default_region
             .as_deref()
-            .map(|r| Region::from_code(r).map_err(|_| bad("default_region", format!("`{r}` is not a region code"))))
+            .map(|r| {
+                otpgate_core::parse_region(r)
+                    .ok_or_else(|| bad("default_region", format!("`{r}` is not a known region code (like US or GB)")))
+            })
             .transpose()
     }
 
@@ -330,9 +333,9 @@ impl Config {
     /// The SQLite file behind a `sqlite://` store URL.
     pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
         let parse = |key: &str, url: &str| -> Result<PathBuf, ConfigError> {
-            let path = url.strip_prefix("sqlite://").ok_or_else(|| {
-                bad(key, format!("unsupported store `{url}`; this build supports sqlite://PATH"))
-            })?;
+            let path = url
+                .strip_prefix("sqlite://")
+                .ok_or_else(|| bad(key, format!("unsupported store `{url}`; this build supports sqlite://PATH")))?;
             if path.is_empty() {
                 return Err(bad(key, "the SQLite path is empty"));
             }
@@ -433,9 +436,8 @@ fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment:
             dict.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = dict
-                .entry(first.clone())
-                .or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
+            let entry =
+                dict.entry(first.clone()).or_insert_with(|| figment::value::Value::from(figment::value::Dict::new()));
             if let figment::value::Value::Dict(_, inner) = entry {
                 insert_path(inner, rest, value);
             } else {
@@ -450,4 +452,122 @@ fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment:
 fn describe_figment_error(e: figment::Error) -> String {
     // Figment's own text names the key path ("for key `codes.length`") and the source.
     e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    fn load(toml: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("otpgate.toml");
+        if let Some(toml) = toml {
+            std::fs::write(&path, toml).unwrap();
+        }
+        Config::load_from(toml.map(|_| path.as_path()), &env(vars))
+    }
+
+    const PROD_KEY: &str = "0123456789abcdef0123456789abcdef-prod";
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = load(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("otpgate.db"));
+        assert_eq!(c.provider_kind(), Some(ProviderKind::Demo));
+        let p = c.policy();
+        assert_eq!((p.code_length, p.code_ttl.as_secs(), p.max_attempts, p.resend_cooldown.as_secs()), (6, 120, 5, 30));
+        assert_eq!(p.sends_per_phone, Some(Rate::new(3, Duration::from_secs(60))));
+        let tn = c.effective_test_numbers().unwrap();
+        assert_eq!(tn.get("+15005550006").map(|c| c.expose().to_owned()).as_deref(), Some("123456"));
+    }
+
+    #[test]
+    fn file_then_env_then_file_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("hmac");
+        std::fs::write(&secret, format!("{PROD_KEY}\n")).unwrap();
+        let c = load(
+            Some("app_name = \"Acme\"\n[codes]\nttl_secs = 300\nlength = 8\n"),
+            &[
+                ("OTPGATE_CODES__TTL_SECS", "240"),
+                ("OTPGATE_SECRETS__HMAC_KEY", "x".repeat(40).as_str()),
+                ("OTPGATE_SECRETS__HMAC_KEY_FILE", secret.to_str().unwrap()),
+                ("OTPGATE_TEST_REDIS_URL", "redis://ignored"),
+                ("UNRELATED", "1"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.app_name, "Acme");
+        assert_eq!(c.codes.length, 8);
+        assert_eq!(c.codes.ttl_secs, 240, "env beats the file");
+        assert_eq!(
+            c.secrets.hmac_key.as_ref().unwrap().expose_secret(),
+            PROD_KEY,
+            "the _FILE secret wins, newline trimmed"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = load(Some("[codes]\nttl = 5\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("ttl"), "{e}");
+        let e = load(None, &[("OTPGATE_CODEZ__LENGTH", "6")]).unwrap_err().to_string();
+        assert!(e.contains("codez"), "{e}");
+    }
+
+    #[test]
+    fn unsafe_values_are_named() {
+        for (vars, key) in [
+            (vec![("OTPGATE_CODES__LENGTH", "3")], "codes"),
+            (vec![("OTPGATE_LISTEN", "nowhere")], "listen"),
+            (vec![("OTPGATE_DEFAULT_REGION", "XX")], "default_region"),
+            (vec![("OTPGATE_SECRETS__HMAC_KEY", "short")], "secrets.hmac_key"),
+            (vec![("OTPGATE_STORE__HOT", "mysql://x")], "store.hot"),
+            (vec![("OTPGATE_WEBOTP_DOMAIN", "exa mple.com")], "webotp_domain"),
+        ] {
+            let e = load(None, &vars).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = load(Some("[test_numbers]\n\"+15005550006\" = \"12ab56\"\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("test_numbers") && !e.contains("12ab56"), "{e}");
+    }
+
+    #[test]
+    fn production_refuses_demo_test_numbers_and_missing_key() {
+        let prod = [("OTPGATE_ENVIRONMENT", "production")];
+        let e = load(None, &prod).unwrap_err().to_string();
+        assert!(e.contains("secrets.hmac_key"), "{e}");
+        let with_key = [("OTPGATE_ENVIRONMENT", "production"), ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)];
+        let e = load(None, &with_key).unwrap_err().to_string();
+        assert!(e.contains("provider.kind"), "{e}");
+        let e = load(Some("[provider]\nkind = \"demo\"\n"), &with_key).unwrap_err().to_string();
+        assert!(e.contains("demo provider"), "{e}");
+        let ok = load(
+            Some("dangerously_allow_demo_provider_in_production = true\n[provider]\nkind = \"demo\"\n"),
+            &with_key,
+        )
+        .unwrap();
+        assert!(ok.effective_test_numbers().unwrap().is_empty(), "no test numbers by default in production");
+        let e = load(
+            Some("dangerously_allow_demo_provider_in_production = true\n[provider]\nkind = \"demo\"\n[test_numbers]\n\"+15005550006\" = \"123456\"\n"),
+            &with_key,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("test_numbers"), "{e}");
+    }
+
+    #[test]
+    fn redacted_print_holds_no_secret() {
+        let c = load(None, &[("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)]).unwrap();
+        let printed = c.redacted_json();
+        assert!(!printed.contains(PROD_KEY), "{printed}");
+        assert!(printed.contains("<redacted>"));
+        assert!(!format!("{c:?}").contains(PROD_KEY));
+    }
 }

@@ -82,29 +82,40 @@ impl From<OtpError> for ApiError {
                 ErrorCode::VerificationNotFound,
                 "There is no active code for this number. It may have expired or been used; request a new one.",
             ),
-            OtpError::TooManyAttempts => ApiError::new(
-                ErrorCode::TooManyAttempts,
-                "Too many wrong codes. Request a new code to try again.",
-            ),
+            OtpError::TooManyAttempts => {
+                ApiError::new(ErrorCode::TooManyAttempts, "Too many wrong codes. Request a new code to try again.")
+            }
             OtpError::RateLimited { retry_after, .. } => ApiError {
                 retry_after: Some(retry_after),
-                ..ApiError::new(ErrorCode::RateLimited, format!("Too many requests. Try again in {}.", wait_phrase(retry_after)))
+                ..ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!("Too many requests. Try again in {}.", wait_phrase(retry_after)),
+                )
             },
             OtpError::ProviderUnavailable { retry_after } => ApiError {
                 retry_after: Some(retry_after),
                 ..ApiError::new(
                     ErrorCode::ProviderUnavailable,
-                    format!("We couldn't send a code right now. Nothing was sent; try again in {}.", wait_phrase(retry_after)),
+                    format!(
+                        "We couldn't send a code right now. Nothing was sent; try again in {}.",
+                        wait_phrase(retry_after)
+                    ),
                 )
             },
             OtpError::StoreUnavailable(cause) => {
                 tracing::error!(cause = %cause, "store unavailable");
                 ApiError {
                     retry_after: Some(Duration::from_secs(5)),
-                    ..ApiError::new(ErrorCode::ServiceUnavailable, "The service is temporarily unavailable. Please try again shortly.")
+                    ..ApiError::new(
+                        ErrorCode::ServiceUnavailable,
+                        "The service is temporarily unavailable. Please try again shortly.",
+                    )
                 }
             }
-            OtpError::Unauthorized => ApiError::new(ErrorCode::Unauthorized, "Your session is missing, invalid or expired. Please sign in again."),
+            OtpError::Unauthorized => ApiError::new(
+                ErrorCode::Unauthorized,
+                "Your session is missing, invalid or expired. Please sign in again.",
+            ),
             OtpError::Internal(cause) => {
                 tracing::error!(cause = %cause, "internal error");
                 ApiError::internal()

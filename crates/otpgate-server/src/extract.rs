@@ -59,9 +59,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = match inner.classify() {
-            serde_json::error::Category::Io | serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
-                "The request body is not valid JSON.".to_owned()
-            }
+            serde_json::error::Category::Io
+            | serde_json::error::Category::Syntax
+            | serde_json::error::Category::Eof => "The request body is not valid JSON.".to_owned(),
             serde_json::error::Category::Data => {
                 let text = inner.to_string();
                 if text.starts_with("unknown field") {

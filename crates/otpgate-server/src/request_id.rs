@@ -58,7 +58,11 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span.clone())).await;
     span.in_scope(|| {
-        tracing::info!(status = response.status().as_u16(), latency_ms = started.elapsed().as_millis() as u64, "request done");
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "request done"
+        );
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);

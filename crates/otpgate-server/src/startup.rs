@@ -88,21 +88,9 @@ impl Application {
             app_name: config.app_name.clone(),
             webotp_domain: config.webotp_domain.clone(),
         };
-        let service = VerificationService::new(
-            store.clone(),
-            store.clone(),
-            provider.clone(),
-            clock.clone(),
-            hasher,
-            settings,
-        );
-        let state = AppState(Arc::new(AppInner {
-            service,
-            store,
-            provider,
-            inbox,
-            default_region: config.region()?,
-        }));
+        let service =
+            VerificationService::new(store.clone(), store.clone(), provider.clone(), clock.clone(), hasher, settings);
+        let state = AppState(Arc::new(AppInner { service, store, provider, inbox, default_region: config.region()? }));
         let router = router(state, config);
 
         let addr = config.listen_addr()?;

@@ -7,9 +7,26 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Targets that are always silenced, whatever the configured level: the phone-number library
+/// logs whole numbers at debug/trace level, which would defeat masking.
+const ALWAYS_OFF: &[&str] = &["rlibphonenumber=off"];
+
+/// The filter for `level` (`RUST_LOG` syntax) with the always-silenced targets appended, so no
+/// configuration can turn them back on.
+pub fn env_filter(level: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    for directive in ALWAYS_OFF {
+        if let Ok(d) = directive.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// Installs the global subscriber; a second call (tests) is a no-op.
 pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&log.level));
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| log.level.clone());
+    let filter = env_filter(&level);
     let json = match log.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

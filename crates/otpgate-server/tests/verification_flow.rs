@@ -165,7 +165,9 @@ async fn cancel_answers_204_for_anything_and_ends_the_verification() {
     let app = spawn_app().await;
     let id = app.send(PHONE).await.json()["id"].as_str().unwrap().to_owned();
     let code = app.inbox_code(PHONE).await;
-    for path in [format!("/v1/verifications/{id}"), format!("/v1/verifications/{id}"), "/v1/verifications/vf_nope".into()] {
+    for path in
+        [format!("/v1/verifications/{id}"), format!("/v1/verifications/{id}"), "/v1/verifications/vf_nope".into()]
+    {
         let r = app.request(app.client.delete(app.url(&path))).await;
         assert_eq!(r.status, 204, "{path}");
         assert!(r.text.is_empty());
@@ -178,23 +180,91 @@ async fn transport_errors_follow_the_table() {
     let app = spawn_app().await;
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
         ("/v1/verifications", "text/plain", br#"{"phone":"+14155550100"}"#.to_vec(), 415, "unsupported_media_type"),
-        ("/v1/verifications", "application/json; charset=latin1", br#"{"phone":"+14155550100"}"#.to_vec(), 415, "unsupported_media_type"),
+        (
+            "/v1/verifications",
+            "application/json; charset=latin1",
+            br#"{"phone":"+14155550100"}"#.to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
         ("/v1/verifications", "application/json", b"{\"phone\":".to_vec(), 400, "invalid_request"),
         ("/v1/verifications", "application/json", br#"{"phone":14155550100}"#.to_vec(), 400, "invalid_request"),
-        ("/v1/verifications", "application/json", br#"{"phone":"+14155550100","verified":true}"#.to_vec(), 400, "invalid_request"),
-        ("/v1/verifications", "application/json", br#"{"phone":"+14155550100","phone":"+14155550101"}"#.to_vec(), 400, "invalid_request"),
+        (
+            "/v1/verifications",
+            "application/json",
+            br#"{"phone":"+14155550100","verified":true}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/verifications",
+            "application/json",
+            br#"{"phone":"+14155550100","phone":"+14155550101"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
         ("/v1/verifications", "application/json", br#"{}"#.to_vec(), 400, "invalid_request"),
         ("/v1/verifications", "application/json", br#"{"phone":"+14155550100"} []"#.to_vec(), 400, "invalid_request"),
         ("/v1/verifications", "application/json", b"{\"phone\":\"+1415\xff5550100\"}".to_vec(), 400, "invalid_request"),
-        ("/v1/verifications", "application/json", br#"{"phone":"+14155550100","channel":"fax"}"#.to_vec(), 400, "invalid_request"),
-        ("/v1/verifications", "application/json", br#"{"phone":"+14155550100","locale":"en_US<script>"}"#.to_vec(), 400, "invalid_request"),
-        ("/v1/verifications", "application/json", format!(r#"{{"phone":"{}"}}"#, "1".repeat(5000)).into_bytes(), 413, "payload_too_large"),
+        (
+            "/v1/verifications",
+            "application/json",
+            br#"{"phone":"+14155550100","channel":"fax"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/verifications",
+            "application/json",
+            br#"{"phone":"+14155550100","locale":"en_US<script>"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/verifications",
+            "application/json",
+            format!(r#"{{"phone":"{}"}}"#, "1".repeat(5000)).into_bytes(),
+            413,
+            "payload_too_large",
+        ),
         ("/v1/verifications", "application/json", br#"{"phone":"+1415555O100"}"#.to_vec(), 422, "invalid_phone"),
-        ("/v1/verifications", "application/json", "{\"phone\":\"+\u{ff11}4155550100\"}".as_bytes().to_vec(), 422, "invalid_phone"),
-        ("/v1/verifications/check", "application/json", br#"{"phone":"+14155550100","code":123456}"#.to_vec(), 400, "invalid_request"),
-        ("/v1/verifications/check", "application/json", br#"{"phone":"+14155550100","code":"+12345"}"#.to_vec(), 400, "invalid_request"),
-        ("/v1/verifications/check", "application/json", "{\"phone\":\"+14155550100\",\"code\":\"\u{0661}\u{0662}\u{0663}\u{0664}\u{0665}\u{0666}\"}".as_bytes().to_vec(), 400, "invalid_request"),
-        ("/v1/verifications/check", "application/json", br#"{"phone":"+14155550100","code":"123456"}"#.to_vec(), 404, "verification_not_found"),
+        (
+            "/v1/verifications",
+            "application/json",
+            "{\"phone\":\"+\u{ff11}4155550100\"}".as_bytes().to_vec(),
+            422,
+            "invalid_phone",
+        ),
+        (
+            "/v1/verifications/check",
+            "application/json",
+            br#"{"phone":"+14155550100","code":123456}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/verifications/check",
+            "application/json",
+            br#"{"phone":"+14155550100","code":"+12345"}"#.to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/verifications/check",
+            "application/json",
+            "{\"phone\":\"+14155550100\",\"code\":\"\u{0661}\u{0662}\u{0663}\u{0664}\u{0665}\u{0666}\"}"
+                .as_bytes()
+                .to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            "/v1/verifications/check",
+            "application/json",
+            br#"{"phone":"+14155550100","code":"123456"}"#.to_vec(),
+            404,
+            "verification_not_found",
+        ),
     ];
     for (path, content_type, body, status, code) in cases {
         let r = app.post_raw(path, content_type, body.clone()).await;
@@ -251,7 +321,8 @@ async fn unsupported_channel_is_invalid_request() {
     assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_request"));
     assert_eq!(r.json()["error"]["field"], "channel");
     assert_eq!(provider.calls(), 0);
-    let r = app.post_json("/v1/verifications", &json!({"phone": PHONE, "channel": "whatsapp", "locale": "pt-BR"})).await;
+    let r =
+        app.post_json("/v1/verifications", &json!({"phone": PHONE, "channel": "whatsapp", "locale": "pt-BR"})).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["channel"], "whatsapp");
 }
@@ -359,7 +430,12 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let client = app.client.clone();
     let url = app.url("/v1/verifications");
     let in_flight = tokio::spawn(async move {
-        client.post(url).header("content-type", "application/json").body(format!(r#"{{"phone":"{PHONE}"}}"#)).send().await
+        client
+            .post(url)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"phone":"{PHONE}"}}"#))
+            .send()
+            .await
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.stop().await;

@@ -34,7 +34,10 @@ pub async fn inbox(State(state): State<AppState>, Query(q): Query<InboxQuery>) -
         return Err(ApiError::new(ErrorCode::NotFound, "Not found."));
     };
     let to = match q.phone.as_deref() {
-        Some(p) => Some(PhoneNumber::parse(p, state.default_region).map_err(|e| ApiError::from(otpgate_core::OtpError::InvalidPhone(e)))?),
+        Some(p) => Some(
+            PhoneNumber::parse(p, state.default_region)
+                .map_err(|e| ApiError::from(otpgate_core::OtpError::InvalidPhone(e)))?,
+        ),
         None => None,
     };
     let messages = inbox

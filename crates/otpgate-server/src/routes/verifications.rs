@@ -38,7 +38,9 @@ fn parse_phone(state: &AppState, input: &str) -> Result<PhoneNumber, ApiError> {
 /// BCP 47 in practice: letters, digits and hyphens, at most 35 characters.
 fn valid_locale(locale: &str) -> bool {
     (1..=35).contains(&locale.len())
-        && locale.split('-').all(|part| !part.is_empty() && part.len() <= 8 && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+        && locale
+            .split('-')
+            .all(|part| !part.is_empty() && part.len() <= 8 && part.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// Send a code, or resend it to the phone's live verification.
@@ -122,7 +124,10 @@ pub async fn check_verification(
         (status = 503, description = "service_unavailable", body = ErrorBody),
     )
 )]
-pub async fn cancel_verification(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+pub async fn cancel_verification(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     if let Some(id) = VerificationId::parse(&id) {
         state.service.cancel(&id).await?;
     }

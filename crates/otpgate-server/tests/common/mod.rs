@@ -27,12 +27,12 @@ pub struct TestApp {
 }
 
 pub fn test_config(dir: &TempDir) -> Config {
-    let mut config = Config::default();
-    config.listen = "127.0.0.1:0".into();
-    let db = dir.path().join("otpgate.db");
-    config.store.hot = format!("sqlite://{}", db.display());
-    config.store.durable = config.store.hot.clone();
-    config
+    let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
+    Config {
+        listen: "127.0.0.1:0".into(),
+        store: otpgate_server::config::StoreConfig { hot: db.clone(), durable: db },
+        ..Config::default()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -170,7 +170,11 @@ pub struct FakeProvider {
 
 impl FakeProvider {
     pub fn new(behaviour: FakeBehaviour) -> Arc<FakeProvider> {
-        Arc::new(FakeProvider { behaviour: Mutex::new(behaviour), sent: Mutex::new(Vec::new()), calls: AtomicUsize::new(0) })
+        Arc::new(FakeProvider {
+            behaviour: Mutex::new(behaviour),
+            sent: Mutex::new(Vec::new()),
+            calls: AtomicUsize::new(0),
+        })
     }
 
     pub fn set(&self, behaviour: FakeBehaviour) {

@@ -8,6 +8,7 @@ pub mod keys;
 pub mod request_id;
 pub mod routes;
 pub mod startup;
+pub mod stores;
 pub mod telemetry;
 pub mod time_fmt;
 

@@ -16,7 +16,6 @@ use otpgate_api::ErrorCode;
 use otpgate_core::service::ServiceSettings;
 use otpgate_core::{Clock, CodeHasher, SmsProvider, SystemClock, VerificationService};
 use otpgate_sms::demo::{DemoInbox, DemoProvider};
-use otpgate_store::SqliteStore;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
@@ -38,8 +37,8 @@ pub struct Overrides {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot open the store: {0}")]
-    Store(#[from] otpgate_core::StoreError),
+    #[error(transparent)]
+    Store(#[from] crate::stores::OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -64,7 +63,7 @@ impl Application {
     pub async fn build(config: &Config, overrides: Overrides) -> Result<Application, StartError> {
         config.validate()?;
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let store = Arc::new(SqliteStore::open(&config.sqlite_path()?).await?);
+        let stores = crate::stores::open(config).await?;
         let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
             .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
 
@@ -88,9 +87,21 @@ impl Application {
             app_name: config.app_name.clone(),
             webotp_domain: config.webotp_domain.clone(),
         };
-        let service =
-            VerificationService::new(store.clone(), store.clone(), provider.clone(), clock.clone(), hasher, settings);
-        let state = AppState(Arc::new(AppInner { service, store, provider, inbox, default_region: config.region()? }));
+        let service = VerificationService::new(
+            stores.verifications.clone(),
+            stores.limits.clone(),
+            provider.clone(),
+            clock.clone(),
+            hasher,
+            settings,
+        );
+        let state = AppState(Arc::new(AppInner {
+            service,
+            store: stores.verifications.clone(),
+            provider,
+            inbox,
+            default_region: config.region()?,
+        }));
         let router = router(state, config);
 
         let addr = config.listen_addr()?;

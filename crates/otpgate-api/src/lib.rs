@@ -96,6 +96,32 @@ pub struct CheckVerificationResponse {
     pub session: Option<SessionView>,
 }
 
+/// `POST /v1/sessions/refresh` and `POST /v1/sessions/revoke`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshTokenRequest {
+    #[schema(example = "rt_3kTq9Xb0aZ1mN3pQ7r6fJ2kq9Xb0aZ1m")]
+    pub refresh_token: String,
+}
+
+/// `POST /v1/sessions/refresh` response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RefreshResponse {
+    pub session: SessionView,
+}
+
+/// `GET /v1/me`
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MeView {
+    #[schema(example = "usr_6fJ2kq9Xb0aZ1mN3pQ7r")]
+    pub id: String,
+    /// E.164.
+    #[schema(example = "+14155550100")]
+    pub phone: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+}
+
 /// Every error code the API answers with; see the table in `API.md`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -42,6 +42,7 @@ pub struct Config {
     pub codes: CodesConfig,
     pub limits: LimitsConfig,
     pub provider: ProviderConfig,
+    pub sessions: SessionsConfig,
     /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
     /// -> `123456` (the first `codes.length` digits of `1234567890`) in development, none in production.
     pub test_numbers: Option<BTreeMap<String, String>>,
@@ -137,6 +138,39 @@ pub struct ProviderConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Issue a session (access + refresh token) on every approved check.
+    pub enabled: bool,
+    /// `iss` of access tokens; the public base URL of this server is a good value.
+    pub issuer: String,
+    /// `aud` of access tokens: the app(s) that accept them.
+    pub audience: String,
+    /// Access-token lifetime in seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh-token lifetime in seconds (each refresh starts a new period).
+    pub refresh_ttl_secs: u64,
+    /// The signing-key file (JSON, current + previous Ed25519 keys). Required in production
+    /// (create it with `otpgate keys rotate`); in development it defaults to
+    /// `<database file>.signing-keys.json` and is generated when missing. A running server
+    /// reloads it within seconds after `otpgate keys rotate`.
+    pub keys_file: Option<PathBuf>,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            enabled: true,
+            issuer: "otpgate".into(),
+            audience: "otpgate".into(),
+            access_ttl_secs: 900,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            keys_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
@@ -174,6 +208,7 @@ impl Default for Config {
             codes: CodesConfig::default(),
             limits: LimitsConfig::default(),
             provider: ProviderConfig::default(),
+            sessions: SessionsConfig::default(),
             test_numbers: None,
             http: HttpConfig::default(),
             log: LogConfig::default(),
@@ -252,12 +287,14 @@ impl Config {
         // Plain variables first, then `_FILE` ones (read from disk), so a secret file wins.
         let mut plain = Vec::new();
         let mut from_files = Vec::new();
+        let schema = serde_json::to_value(Config::default()).unwrap_or_default();
         for (name, value) in env {
             let Some(key) = name.strip_prefix("OTPGATE_") else { continue };
             if key.starts_with(IGNORED_ENV_PREFIX) {
                 continue;
             }
-            match key.strip_suffix("_FILE") {
+            // `X_FILE` reads X from a file, unless `X_FILE` is itself a key (`sessions.keys_file`).
+            match key.strip_suffix("_FILE").filter(|_| !is_config_key(&schema, key)) {
                 Some(secret_key) => {
                     let contents = std::fs::read_to_string(value)
                         .map_err(|e| ConfigError(format!("{name}: cannot read {value}: {e}")))?;
@@ -330,6 +367,23 @@ impl Config {
         Ok(out)
     }
 
+    /// The signing-key file in force (see `SessionsConfig::keys_file`).
+    pub fn keys_file(&self) -> Result<PathBuf, ConfigError> {
+        if let Some(path) = &self.sessions.keys_file {
+            return Ok(path.clone());
+        }
+        Ok(self.beside_database(".signing-keys.json"))
+    }
+
+    /// `<database file><suffix>` for files kept next to an SQLite database (development keys);
+    /// `otpgate<suffix>` in the working directory when the database is not a file.
+    pub fn beside_database(&self, suffix: &str) -> PathBuf {
+        let db = self.sqlite_path().unwrap_or_else(|_| PathBuf::from("otpgate"));
+        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "otpgate".into());
+        name.push(suffix);
+        db.with_file_name(name)
+    }
+
     /// The SQLite file behind a `sqlite://` store URL.
     pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
         let parse = |key: &str, url: &str| -> Result<PathBuf, ConfigError> {
@@ -379,10 +433,29 @@ impl Config {
         {
             return Err(bad("secrets.hmac_key", "must be at least 32 bytes"));
         }
+        let s = &self.sessions;
+        if s.issuer.trim().is_empty() || s.audience.trim().is_empty() {
+            return Err(bad("sessions.issuer", "issuer and audience must not be empty"));
+        }
+        if !(60..=86_400).contains(&s.access_ttl_secs) {
+            return Err(bad("sessions.access_ttl_secs", "must be between 60 and 86400"));
+        }
+        if !(s.access_ttl_secs..=366 * 86_400).contains(&s.refresh_ttl_secs) {
+            return Err(bad(
+                "sessions.refresh_ttl_secs",
+                "must be at least the access-token lifetime and at most 366 days",
+            ));
+        }
         let test_numbers = self.effective_test_numbers()?;
         if self.is_production() {
             if self.secrets.hmac_key.is_none() {
                 return Err(bad("secrets.hmac_key", "is required in production (or OTPGATE_SECRETS__HMAC_KEY_FILE)"));
+            }
+            if s.enabled && s.keys_file.is_none() {
+                return Err(bad(
+                    "sessions.keys_file",
+                    "is required in production (create the file with `otpgate keys rotate --file PATH`)",
+                ));
             }
             match self.provider_kind() {
                 None => return Err(bad("provider.kind", "must be set in production")),
@@ -413,6 +486,18 @@ impl Config {
 }
 
 /// `__` separates nesting levels; names are lowercased (`OTPGATE_CODES__TTL_SECS` -> `codes.ttl_secs`).
+/// Whether an environment key (`SESSIONS__KEYS_FILE`) names a configuration key.
+fn is_config_key(schema: &serde_json::Value, env_key: &str) -> bool {
+    let mut node = schema;
+    for part in env_key.split("__") {
+        match node.get(part.to_ascii_lowercase()) {
+            Some(next) => node = next,
+            None => return false,
+        }
+    }
+    true
+}
+
 /// Plain values are parsed like figment's `Env` (numbers, booleans, arrays); file contents are
 /// secrets and stay strings.
 fn env_provider(vars: Vec<(String, String)>, parse: bool) -> figment::providers::Serialized<figment::value::Dict> {
@@ -542,7 +627,15 @@ mod tests {
         let prod = [("OTPGATE_ENVIRONMENT", "production")];
         let e = load(None, &prod).unwrap_err().to_string();
         assert!(e.contains("secrets.hmac_key"), "{e}");
-        let with_key = [("OTPGATE_ENVIRONMENT", "production"), ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)];
+        let e = load(None, &[("OTPGATE_ENVIRONMENT", "production"), ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sessions.keys_file"), "{e}");
+        let with_key = [
+            ("OTPGATE_ENVIRONMENT", "production"),
+            ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY),
+            ("OTPGATE_SESSIONS__KEYS_FILE", "/var/lib/otpgate/keys.json"),
+        ];
         let e = load(None, &with_key).unwrap_err().to_string();
         assert!(e.contains("provider.kind"), "{e}");
         let e = load(Some("[provider]\nkind = \"demo\"\n"), &with_key).unwrap_err().to_string();

@@ -14,10 +14,7 @@ pub fn dev_key_path(config: &Config) -> Result<PathBuf, ConfigError> {
     if let Some(path) = &config.secrets.dev_hmac_key_file {
         return Ok(path.clone());
     }
-    let db = config.sqlite_path()?;
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "otpgate.db".into());
-    name.push(".hmac-key");
-    Ok(db.with_file_name(name))
+    Ok(config.beside_database(".hmac-key"))
 }
 
 pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {

@@ -24,7 +24,8 @@ use utoipa_axum::routes;
 
 use crate::config::{Config, ConfigError, ProviderKind};
 use crate::error::ApiError;
-use crate::routes::{AppInner, AppState, dev, ops, verifications, web};
+use crate::routes::{AppInner, AppState, dev, ops, sessions, verifications, web};
+use otpgate_session::{KeyRing, SessionConfig, SessionService};
 
 /// Replacements for the parts that tests control.
 #[derive(Default, Clone)]
@@ -49,9 +50,24 @@ pub enum StartError {
         title = "otpgate",
         description = "Phone verification and sign-in: send a one-time code, check it, get a session."
     ),
-    components(schemas(otpgate_api::ErrorBody, otpgate_api::ErrorDetail, otpgate_api::ErrorCode))
+    components(schemas(otpgate_api::ErrorBody, otpgate_api::ErrorDetail, otpgate_api::ErrorCode)),
+    modifiers(&BearerScheme)
 )]
 struct ApiDoc;
+
+/// Declares the `bearer` security scheme that `/v1/me` refers to.
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
 
 pub struct Application {
     listener: TcpListener,
@@ -92,10 +108,16 @@ impl Application {
             stores.limits.clone(),
             provider.clone(),
             clock.clone(),
-            hasher,
+            hasher.clone(),
             settings,
         );
+        let sessions = if config.sessions.enabled {
+            Some(Arc::new(build_sessions(config, &stores, &hasher, &clock)?))
+        } else {
+            None
+        };
         let state = AppState(Arc::new(AppInner {
+            sessions: sessions.clone(),
             service,
             store: stores.verifications.clone(),
             provider,
@@ -103,6 +125,9 @@ impl Application {
             default_region: config.region()?,
         }));
         let router = router(state, config);
+        if let Some(sessions) = &sessions {
+            spawn_key_reloader(Arc::downgrade(sessions), config.keys_file()?);
+        }
 
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
@@ -127,6 +152,61 @@ impl Application {
     }
 }
 
+fn build_sessions(
+    config: &Config,
+    stores: &crate::stores::Stores,
+    hasher: &CodeHasher,
+    clock: &Arc<dyn Clock>,
+) -> Result<SessionService, StartError> {
+    let path = config.keys_file()?;
+    let key_error = |e: otpgate_session::keys::KeyError| {
+        ConfigError(format!("config key `sessions.keys_file` ({}): {e}", path.display()))
+    };
+    let keys = if config.is_production() {
+        KeyRing::load(&path).map_err(key_error)?
+    } else {
+        let (keys, generated) = KeyRing::load_or_generate(&path).map_err(key_error)?;
+        if generated {
+            tracing::info!(path = %path.display(), "generated development signing keys");
+        }
+        keys
+    };
+    let session_config = SessionConfig {
+        issuer: config.sessions.issuer.clone(),
+        audience: config.sessions.audience.clone(),
+        access_ttl: Duration::from_secs(config.sessions.access_ttl_secs),
+        refresh_ttl: Duration::from_secs(config.sessions.refresh_ttl_secs),
+    };
+    Ok(SessionService::new(stores.sessions.clone(), keys, hasher.clone(), clock.clone(), session_config))
+}
+
+/// Picks up `otpgate keys rotate` without a restart: the key file is re-read when it changes.
+/// The task ends when the application (its last `SessionService`) is gone.
+fn spawn_key_reloader(sessions: std::sync::Weak<SessionService>, path: std::path::PathBuf) {
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    tokio::spawn(async move {
+        let mut seen = modified(&path);
+        loop {
+            tokio::time::sleep(KEY_RELOAD_INTERVAL).await;
+            let Some(sessions) = sessions.upgrade() else { return };
+            let now = modified(&path);
+            if now != seen {
+                match KeyRing::load(&path) {
+                    Ok(keys) => {
+                        sessions.replace_keys(keys);
+                        tracing::info!(path = %path.display(), "signing keys reloaded");
+                        seen = now;
+                    }
+                    Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot reload signing keys"),
+                }
+            }
+        }
+    });
+}
+
+/// How often the signing-key file is looked at.
+pub const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The OpenAPI document this build serves, generated from the handlers and wire types.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
@@ -140,6 +220,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
         .routes(routes!(dev::inbox))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::revoke))
+        .routes(routes!(sessions::me, sessions::delete_me))
+        .routes(routes!(sessions::jwks))
 }
 
 fn router(state: AppState, config: &Config) -> Router {

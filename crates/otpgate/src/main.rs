@@ -30,6 +30,25 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Manage the access-token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a new current signing key and keep the old one for verification, so nobody is
+    /// logged out. Creates the key file when it does not exist. Running servers pick it up
+    /// within seconds.
+    Rotate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The key file (default: `sessions.keys_file` from the configuration).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -45,6 +64,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
+        Command::Keys { command: KeysCommand::Rotate { config, file } } => rotate_keys(config, file),
         Command::Config { command: ConfigCommand::Check { config } } => match Config::load(config.as_deref()) {
             Ok(config) => {
                 println!("{}", config.redacted_json());
@@ -56,6 +76,34 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn rotate_keys(config_file: Option<PathBuf>, file: Option<PathBuf>) -> ExitCode {
+    let path = match file {
+        Some(path) => path,
+        None => match Config::load(config_file.as_deref()).and_then(|c| c.keys_file()) {
+            Ok(path) => path,
+            Err(e) => {
+                eprintln!("invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let result = if path.exists() {
+        otpgate_session::KeyRing::rotate_file(&path)
+    } else {
+        otpgate_session::KeyRing::load_or_generate(&path).map(|(ring, _)| ring)
+    };
+    match result {
+        Ok(ring) => {
+            println!("rotated {}: current key {}", path.display(), ring.current().kid());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot rotate {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
     }
 }
 

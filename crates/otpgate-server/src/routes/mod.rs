@@ -2,6 +2,7 @@
 
 pub mod dev;
 pub mod ops;
+pub mod sessions;
 pub mod verifications;
 pub mod web;
 
@@ -18,6 +19,8 @@ pub struct AppInner {
     pub service: VerificationService,
     pub store: Arc<dyn VerificationStore>,
     pub provider: Arc<dyn SmsProvider>,
+    /// Absent when sessions are disabled.
+    pub sessions: Option<Arc<otpgate_session::SessionService>>,
     /// Present only with the demo provider outside production.
     pub inbox: Option<DemoInbox>,
     pub default_region: Option<Region>,

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use otpgate_api::{
-    ChannelName, CheckVerificationRequest, CheckVerificationResponse, ErrorBody, SendVerificationRequest,
+    ChannelName, CheckVerificationRequest, CheckVerificationResponse, ErrorBody, SendVerificationRequest, UserView,
     VerificationResponse,
 };
 use otpgate_core::clock::ceil_secs;
@@ -109,8 +109,16 @@ pub async fn check_verification(
     ApiJson(req): ApiJson<CheckVerificationRequest>,
 ) -> Result<Json<CheckVerificationResponse>, ApiError> {
     let phone = parse_phone(&state, &req.phone)?;
-    let _approved = state.service.check(&phone, &req.code).await?;
-    Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }))
+    let approved = state.service.check(&phone, &req.code).await?;
+    let Some(sessions) = &state.sessions else {
+        return Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }));
+    };
+    let issued = sessions.issue_for_approved(&phone, approved.channel).await.map_err(OtpError::from)?;
+    Ok(Json(CheckVerificationResponse {
+        status: "approved".into(),
+        user: Some(UserView { id: issued.user.id.to_string(), phone: issued.user.phone, created: issued.created }),
+        session: Some(super::sessions::session_view(issued.session)),
+    }))
 }
 
 /// Cancel a verification. Unknown or finished ids also answer 204: nothing to learn from it.

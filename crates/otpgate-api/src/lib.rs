@@ -27,6 +27,10 @@ pub struct SendVerificationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "en", max_length = 35)]
     pub locale: Option<String>,
+    /// A bot-check challenge token (Turnstile, hCaptcha, reCAPTCHA), when the server requires one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
+    pub bot_token: Option<String>,
 }
 
 /// A verification as the client sees it. Never contains the code.

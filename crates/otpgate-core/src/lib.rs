@@ -2,28 +2,35 @@
 //! no sockets, no files, no SQL. The server, the stores and the providers depend on this crate,
 //! never the other way round.
 
+pub mod bot;
 pub mod clock;
 pub mod code;
 pub mod error;
+pub mod idempotency;
 pub mod limits;
 pub mod mask;
 pub mod phone;
 pub mod policy;
+pub mod privacy;
 pub mod provider;
 pub mod service;
 pub mod session;
 pub mod store;
+pub mod tripwire;
 pub mod verification;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use code::{Code, CodeDigest, CodeHasher};
 pub use error::OtpError;
+pub use idempotency::{Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken, Reservation, StoredResponse};
 pub use limits::{LimitDecision, LimitRule, LimitScope};
 pub use mask::mask_phone;
 pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
-pub use policy::Policy;
+pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
 pub use session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
-pub use store::{CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, VerificationStore};
+pub use store::{
+    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, VerificationStore,
+};
 pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

@@ -37,7 +37,7 @@ pub fn parse_region(code: &str) -> Option<Region> {
 }
 
 /// What kind of line a number is, as far as the numbering plan tells.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum NumberKind {
     Mobile,
     FixedLine,
@@ -69,6 +69,25 @@ impl NumberKind {
             NumberKind::Voicemail => "voicemail",
             NumberKind::Unknown => "unknown",
         }
+    }
+
+    pub const ALL: [NumberKind; 12] = [
+        NumberKind::Mobile,
+        NumberKind::FixedLine,
+        NumberKind::FixedLineOrMobile,
+        NumberKind::TollFree,
+        NumberKind::PremiumRate,
+        NumberKind::SharedCost,
+        NumberKind::Voip,
+        NumberKind::PersonalNumber,
+        NumberKind::Pager,
+        NumberKind::Uan,
+        NumberKind::Voicemail,
+        NumberKind::Unknown,
+    ];
+
+    pub fn from_name(name: &str) -> Option<NumberKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     fn from_lib(t: PhoneNumberType) -> Self {

@@ -1,8 +1,10 @@
 //! The knobs of the verification flow, with the product brief's defaults.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::limits::Rate;
+use crate::{NumberKind, PhoneNumber};
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -14,8 +16,116 @@ pub struct Policy {
     pub max_attempts: u32,
     /// Wait before the first resend; each later resend waits twice as long as the one before.
     pub resend_cooldown: Duration,
-    /// Sends (first sends and resends alike) per phone number.
-    pub sends_per_phone: Option<Rate>,
+    /// Every rate limit of the send and check flows.
+    pub limits: LimitSet,
+    /// Which countries and kinds of number may receive codes.
+    pub regions: RegionPolicy,
+    /// The conversion tripwire (sends vs approvals per country).
+    pub tripwire: TripwirePolicy,
+}
+
+/// The rate limits, each `None` when switched off. Send limits are all checked (and taken
+/// together, all or nothing) before any store write or provider call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSet {
+    pub phone_send: Option<Rate>,
+    pub phone_send_hourly: Option<Rate>,
+    pub phone_send_daily: Option<Rate>,
+    pub ip_send: Option<Rate>,
+    pub ip_send_hourly: Option<Rate>,
+    /// Per number without its last four digits: catches sweeps over sequential numbers.
+    pub prefix_send: Option<Rate>,
+    /// Per country (off by default; the tripwire watches countries).
+    pub country_send: Option<Rate>,
+    /// A spend cap over all sends.
+    pub global_send_hourly: Option<Rate>,
+    pub global_send_daily: Option<Rate>,
+    /// Failed checks per phone across its verifications; a success clears it.
+    pub phone_check_failures: Option<Rate>,
+    /// Checks per client IP (one IP guessing across many phones).
+    pub ip_check: Option<Rate>,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+impl Default for LimitSet {
+    fn default() -> Self {
+        LimitSet {
+            phone_send: Some(Rate::new(3, MINUTE)),
+            phone_send_hourly: Some(Rate::new(10, HOUR)),
+            phone_send_daily: Some(Rate::new(20, DAY)),
+            ip_send: Some(Rate::new(10, MINUTE)),
+            ip_send_hourly: Some(Rate::new(100, HOUR)),
+            prefix_send: Some(Rate::new(20, HOUR)),
+            country_send: None,
+            global_send_hourly: Some(Rate::new(10_000, HOUR)),
+            global_send_daily: Some(Rate::new(100_000, DAY)),
+            phone_check_failures: Some(Rate::new(20, HOUR)),
+            ip_check: Some(Rate::new(30, MINUTE)),
+        }
+    }
+}
+
+/// Countries (ISO 3166 alpha-2) and number kinds that may receive codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegionPolicy {
+    /// When set, only these countries.
+    pub allow: Option<BTreeSet<String>>,
+    /// Never these countries.
+    pub deny: BTreeSet<String>,
+    /// Kinds of number that are never a person's phone.
+    pub refused_kinds: BTreeSet<NumberKind>,
+}
+
+impl Default for RegionPolicy {
+    fn default() -> Self {
+        use NumberKind::*;
+        RegionPolicy {
+            allow: None,
+            deny: BTreeSet::new(),
+            refused_kinds: [PremiumRate, SharedCost, TollFree, Uan, Pager, Voicemail].into_iter().collect(),
+        }
+    }
+}
+
+impl RegionPolicy {
+    /// Whether `phone` may receive a code.
+    pub fn allows(&self, phone: &PhoneNumber) -> bool {
+        let country = phone.region().unwrap_or("ZZ");
+        if self.allow.as_ref().is_some_and(|allow| !allow.contains(country)) || self.deny.contains(country) {
+            return false;
+        }
+        !self.refused_kinds.contains(&phone.kind())
+    }
+}
+
+/// SMS-pumping tripwire: when a country's approvals fall far behind its sends, its sends are
+/// throttled to a trickle until the window shows normal conversion again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TripwirePolicy {
+    pub enabled: bool,
+    /// Sliding window over which sends and approvals are compared.
+    pub window: Duration,
+    /// Sends in the window before the rate means anything.
+    pub min_sends: u64,
+    /// Trip when approvals / sends falls below this.
+    pub min_approval_rate: f64,
+    /// What a tripped country may still send.
+    pub trickle: Rate,
+}
+
+impl Default for TripwirePolicy {
+    fn default() -> Self {
+        TripwirePolicy {
+            enabled: true,
+            window: HOUR,
+            min_sends: 50,
+            min_approval_rate: 0.2,
+            trickle: Rate::new(5, HOUR),
+        }
+    }
 }
 
 /// Longest resend cooldown, however many resends came before: doubling stops here.
@@ -28,7 +138,9 @@ impl Default for Policy {
             code_ttl: Duration::from_secs(120),
             max_attempts: 5,
             resend_cooldown: Duration::from_secs(30),
-            sends_per_phone: Some(Rate::new(3, Duration::from_secs(60))),
+            limits: LimitSet::default(),
+            regions: RegionPolicy::default(),
+            tripwire: TripwirePolicy::default(),
         }
     }
 }
@@ -54,6 +166,10 @@ impl Policy {
         if self.resend_cooldown > MAX_RESEND_COOLDOWN {
             return Err("resend cooldown must be at most 3600 seconds".into());
         }
+        let t = &self.tripwire;
+        if !(0.0..=1.0).contains(&t.min_approval_rate) || t.window < Duration::from_secs(60) || t.min_sends == 0 {
+            return Err("tripwire: min_approval_rate must be 0..1, window at least 60 s, min_sends positive".into());
+        }
         Ok(())
     }
 }
@@ -69,6 +185,20 @@ mod tests {
         assert_eq!(p.cooldown_after(2), Duration::from_secs(60));
         assert_eq!(p.cooldown_after(3), Duration::from_secs(120));
         assert_eq!(p.cooldown_after(40), MAX_RESEND_COOLDOWN);
+    }
+
+    #[test]
+    fn region_policy_refuses_denied_countries_and_non_personal_kinds() {
+        let p = RegionPolicy::default();
+        let us = PhoneNumber::parse("+14155550100", None).unwrap();
+        assert!(p.allows(&us));
+        assert!(!p.allows(&PhoneNumber::parse("+19002345678", None).unwrap()), "premium rate");
+        assert!(!p.allows(&PhoneNumber::parse("+18002345678", None).unwrap()), "toll free");
+        let deny = RegionPolicy { deny: ["US".to_owned()].into(), ..RegionPolicy::default() };
+        assert!(!deny.allows(&us));
+        let allow = RegionPolicy { allow: Some(["GB".to_owned()].into()), ..RegionPolicy::default() };
+        assert!(!allow.allows(&us));
+        assert!(allow.allows(&PhoneNumber::parse("+447400123456", None).unwrap()));
     }
 
     #[test]

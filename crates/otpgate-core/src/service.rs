@@ -8,13 +8,19 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::limits::{LimitRule, LimitScope};
-use crate::provider::{ProviderError, render_message};
-use crate::store::{CheckOutcome, IssueOutcome, NewCode};
+use std::net::IpAddr;
+
+use crate::bot::{BotScope, BotVerifier};
+use crate::limits::{LimitRule, LimitScope, Rate};
+use crate::privacy;
+use crate::provider::{ProviderCheck, ProviderError, render_message};
+use crate::store::{AttemptOutcome, CheckOutcome, IssueOutcome, NewCode};
+use crate::tripwire::{self, TripwireState};
 use crate::{
     Channel, Clock, Code, CodeHasher, OtpError, OutgoingCode, PhoneError, PhoneNumber, Policy, RateLimiter,
     SmsProvider, Verification, VerificationId, VerificationStore,
 };
+use crate::{Timestamp, VerificationStatus};
 
 /// What the send flow needs besides its collaborators.
 #[derive(Debug, Clone)]
@@ -26,6 +32,14 @@ pub struct ServiceSettings {
     pub app_name: String,
     /// Adds the WebOTP line (`@example.com #123456`) to messages.
     pub webotp_domain: Option<String>,
+    /// The optional bot check on send, and where it applies.
+    pub bot_check: Option<(Arc<dyn BotVerifier>, BotScope)>,
+}
+
+impl std::fmt::Debug for dyn BotVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BotVerifier")
+    }
 }
 
 pub struct VerificationService {
@@ -35,6 +49,7 @@ pub struct VerificationService {
     clock: Arc<dyn Clock>,
     hasher: CodeHasher,
     settings: ServiceSettings,
+    tripwire: TripwireState,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +57,10 @@ pub struct SendRequest {
     pub phone: PhoneNumber,
     pub channel: Channel,
     pub locale: Option<String>,
+    /// The client's address (the socket peer, or what a trusted proxy reported).
+    pub client_ip: Option<IpAddr>,
+    /// A bot-check challenge token, when the client has one.
+    pub bot_token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -52,6 +71,9 @@ pub struct Sent {
     pub expires_in: Duration,
     pub resend_in: Duration,
 }
+
+/// Stored before the provider's reference of a verification whose code the provider holds.
+pub const REMOTE_PREFIX: &str = "remote:";
 
 /// How long a client should wait after the provider failed, when it did not say.
 const PROVIDER_RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -65,7 +87,7 @@ impl VerificationService {
         hasher: CodeHasher,
         settings: ServiceSettings,
     ) -> Self {
-        VerificationService { store, limiter, provider, clock, hasher, settings }
+        VerificationService { store, limiter, provider, clock, hasher, settings, tripwire: TripwireState::default() }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -76,13 +98,78 @@ impl VerificationService {
         &self.clock
     }
 
-    /// Limits that apply to a send, all checked before any store write or provider call.
-    fn send_rules(&self, req: &SendRequest) -> Vec<LimitRule> {
+    /// Limits that apply to a send, all checked (and taken, all or nothing) before any store
+    /// write or provider call. Keys of personal values are keyed HMACs (see `privacy`).
+    fn send_rules(&self, req: &SendRequest, country: &str, tripped: bool) -> Vec<LimitRule> {
+        let l = &self.settings.policy.limits;
+        let h = &self.hasher;
+        let phone = &req.phone;
         let mut rules = Vec::new();
-        if let Some(rate) = self.settings.policy.sends_per_phone {
-            rules.push(LimitRule::new(LimitScope::PhoneSend, format!("send:phone:{}", req.phone.e164()), rate));
+        let mut add = |scope, rate: Option<Rate>, key: &dyn Fn() -> String| {
+            if let Some(rate) = rate {
+                rules.push(LimitRule::new(scope, key(), rate));
+            }
+        };
+        add(LimitScope::PhoneSend, l.phone_send, &|| privacy::phone_send_key(h, phone));
+        add(LimitScope::PhoneSendHourly, l.phone_send_hourly, &|| {
+            privacy::phone_limit_key(h, "send:phone:hourly", phone)
+        });
+        add(LimitScope::PhoneSendDaily, l.phone_send_daily, &|| privacy::phone_limit_key(h, "send:phone:daily", phone));
+        add(LimitScope::PrefixSend, l.prefix_send, &|| privacy::limit_key(h, "send:prefix", phone.prefix().as_bytes()));
+        add(LimitScope::CountrySend, l.country_send, &|| format!("send:country:{country}"));
+        add(LimitScope::GlobalSendHourly, l.global_send_hourly, &|| "send:global:hourly".to_owned());
+        add(LimitScope::GlobalSendDaily, l.global_send_daily, &|| "send:global:daily".to_owned());
+        if let Some(ip) = req.client_ip {
+            let ip = ip.to_string();
+            add(LimitScope::IpSend, l.ip_send, &|| privacy::limit_key(h, "send:ip", ip.as_bytes()));
+            add(LimitScope::IpSendHourly, l.ip_send_hourly, &|| privacy::limit_key(h, "send:ip:hourly", ip.as_bytes()));
+        }
+        if tripped {
+            let trickle = Some(self.settings.policy.tripwire.trickle);
+            add(LimitScope::Tripwire, trickle, &|| format!("tripwire:trickle:{country}"));
         }
         rules
+    }
+
+    /// Limits taken by every check: failed checks per phone (cleared by a success) and checks
+    /// per client IP.
+    fn check_rules(&self, phone: &PhoneNumber, client_ip: Option<IpAddr>) -> Vec<LimitRule> {
+        let l = &self.settings.policy.limits;
+        let mut rules = Vec::new();
+        if let Some(rate) = l.phone_check_failures {
+            rules.push(LimitRule::new(LimitScope::PhoneCheck, self.phone_check_key(phone), rate));
+        }
+        if let (Some(rate), Some(ip)) = (l.ip_check, client_ip) {
+            let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
+            rules.push(LimitRule::new(LimitScope::IpCheck, key, rate));
+        }
+        rules
+    }
+
+    fn phone_check_key(&self, phone: &PhoneNumber) -> String {
+        privacy::phone_limit_key(&self.hasher, "check:phone", phone)
+    }
+
+    /// Refuses a send the bot check requires and the client did not pass.
+    async fn bot_check(&self, req: &SendRequest, country: &str) -> Result<(), OtpError> {
+        let Some((verifier, scope)) = &self.settings.bot_check else { return Ok(()) };
+        if !scope.applies_to(country) {
+            return Ok(());
+        }
+        let refused = |outcome: &'static str| {
+            warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country);
+            metrics::counter!("otpgate_sends_total", "outcome" => outcome, "country" => country.to_owned())
+                .increment(1);
+            Err(OtpError::InvalidRequest { field: Some("bot_token"), reason: "please complete the challenge first" })
+        };
+        let Some(token) = req.bot_token.as_deref().filter(|t| !t.is_empty()) else {
+            return refused("bot_check_missing");
+        };
+        match verifier.verify(token, req.client_ip).await {
+            Ok(true) => Ok(()),
+            Ok(false) => refused("bot_check_failed"),
+            Err(_) => Err(OtpError::ProviderUnavailable { retry_after: PROVIDER_RETRY_AFTER }),
+        }
     }
 
     pub async fn send(&self, req: SendRequest) -> Result<Sent, OtpError> {
@@ -93,12 +180,22 @@ impl VerificationService {
             return Err(OtpError::InvalidRequest { field: Some("channel"), reason: "this channel is not available" });
         }
         let now = self.clock.now();
+        if !self.settings.policy.regions.allows(&req.phone) {
+            warn!(event = "otp.send", outcome = "unsupported_region", phone = %masked, country = %country, kind = req.phone.kind().as_str());
+            metrics::counter!("otpgate_sends_total", "outcome" => "unsupported_region", "country" => country.clone())
+                .increment(1);
+            return Err(OtpError::UnsupportedRegion);
+        }
+        self.bot_check(&req, &country).await?;
 
         if let Some(wait) = self.store.resend_wait(&req.phone, now).await? {
             security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
             return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
         }
-        if let Err(denied) = self.limiter.acquire(&self.send_rules(&req), now).await? {
+        let tripwire = &self.settings.policy.tripwire;
+        let tripped =
+            test_code.is_none() && tripwire::is_tripped(&*self.limiter, tripwire, &self.tripwire, &country, now).await;
+        if let Err(denied) = self.limiter.acquire(&self.send_rules(&req, &country, tripped), now).await? {
             security_event_limit(denied.scope, &masked, &country, denied.retry_after);
             return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
         }
@@ -131,16 +228,30 @@ impl VerificationService {
             );
             let msg = OutgoingCode { to: req.phone.clone(), code, channel: req.channel, locale: req.locale, text };
             match self.provider.send(&msg).await {
-                Ok(receipt) => {
-                    if let Some(provider_ref) = receipt.provider_ref {
-                        self.store.set_provider_ref(&verification.id, &provider_ref).await?;
+                Ok(receipt) => match receipt.provider_ref {
+                    Some(provider_ref) if receipt.provider_checks => {
+                        // The provider made and sent its own code; ours was never sent.
+                        self.store.mark_remote(&verification.id, &format!("{REMOTE_PREFIX}{provider_ref}")).await?;
                     }
-                }
+                    Some(provider_ref) => self.store.set_provider_ref(&verification.id, &provider_ref).await?,
+                    None if receipt.provider_checks => {
+                        return Err(OtpError::Internal("a provider that holds codes returned no reference".into()));
+                    }
+                    None => {}
+                },
                 Err(err) => {
                     // A failed send must leave no usable code behind and cost the caller no attempt.
                     if let Err(revert) = self.store.revert_issue(&outcome).await {
                         warn!(error = %revert, "could not revert a verification after a failed send");
                     }
+                    metrics::counter!(
+                        "otpgate_sends_total",
+                        "outcome" => "provider_error",
+                        "country" => country.clone(),
+                        "channel" => req.channel.as_str(),
+                        "provider" => self.provider.name(),
+                    )
+                    .increment(1);
                     warn!(
                         event = "otp.send",
                         outcome = "provider_error",
@@ -155,6 +266,17 @@ impl VerificationService {
             }
         }
 
+        if !is_test_number {
+            tripwire::record_send(&*self.limiter, tripwire, &country, now).await;
+        }
+        metrics::counter!(
+            "otpgate_sends_total",
+            "outcome" => if created { "created" } else { "resent" },
+            "country" => country.clone(),
+            "channel" => req.channel.as_str(),
+            "provider" => if is_test_number { "test_number" } else { self.provider.name() },
+        )
+        .increment(1);
         info!(
             event = "otp.send",
             outcome = if created { "created" } else { "resent" },
@@ -173,7 +295,12 @@ impl VerificationService {
     }
 
     /// Checks `code` for `phone`. Succeeds exactly once per verification.
-    pub async fn check(&self, phone: &PhoneNumber, code: &str) -> Result<Verification, OtpError> {
+    pub async fn check(
+        &self,
+        phone: &PhoneNumber,
+        code: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Verification, OtpError> {
         let len = self.settings.policy.code_length;
         let Some(code) = Code::parse(code, len) else {
             return Err(OtpError::InvalidRequest {
@@ -182,18 +309,86 @@ impl VerificationService {
             });
         };
         let now = self.clock.now();
+        let country = phone.region().unwrap_or("ZZ");
+        if let Err(denied) = self.limiter.acquire(&self.check_rules(phone, client_ip), now).await? {
+            security_event_limit(denied.scope, &phone.masked(), country, denied.retry_after);
+            metrics::counter!("otpgate_checks_total", "outcome" => "rate_limited", "country" => country.to_owned())
+                .increment(1);
+            return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
+        }
         let digest = self.hasher.digest(phone, &code);
         let outcome = self.store.check(phone, &digest, now).await?;
-        let masked = phone.masked();
-        let country = phone.region().unwrap_or("ZZ");
         let (label, result) = match outcome {
             CheckOutcome::Approved(v) => ("approved", Ok(v)),
             CheckOutcome::Wrong { attempts_left } => ("wrong", Err(OtpError::InvalidCode { attempts_left })),
             CheckOutcome::Exhausted => ("locked", Err(OtpError::TooManyAttempts)),
             CheckOutcome::NotFound => ("not_found", Err(OtpError::VerificationNotFound)),
+            CheckOutcome::Remote(v) => self.check_remote(phone, v, &code, now).await?,
         };
-        info!(event = "otp.check", outcome = label, phone = %masked, country = %country);
+        if result.is_ok() {
+            // A success clears the phone's failure count and feeds the tripwire.
+            if let Err(e) = self.limiter.reset(&[self.phone_check_key(phone)]).await {
+                warn!(error = %e, "cannot reset the check limit after an approval");
+            }
+            tripwire::record_approval(&*self.limiter, &self.settings.policy.tripwire, country, now).await;
+        }
+        metrics::counter!("otpgate_checks_total", "outcome" => label, "country" => country.to_owned()).increment(1);
+        info!(event = "otp.check", outcome = label, phone = %phone.masked(), country = %country);
         result
+    }
+
+    /// The provider holds the code (Twilio Verify). The attempt is counted here first, so a
+    /// brute force is stopped by our own cap and never reaches the provider past it.
+    async fn check_remote(
+        &self,
+        phone: &PhoneNumber,
+        v: Verification,
+        code: &Code,
+        now: Timestamp,
+    ) -> Result<(&'static str, Result<Verification, OtpError>), OtpError> {
+        let counted = match self.store.count_attempt(&v.id, now).await? {
+            AttemptOutcome::Counted(counted) => counted,
+            AttemptOutcome::Exhausted => return Ok(("locked", Err(OtpError::TooManyAttempts))),
+            AttemptOutcome::NotFound => return Ok(("not_found", Err(OtpError::VerificationNotFound))),
+        };
+        let Some(provider_ref) = counted.provider_ref.as_deref().and_then(|r| r.strip_prefix(REMOTE_PREFIX)) else {
+            return Err(OtpError::Internal("a provider-held verification has no provider reference".into()));
+        };
+        match self.provider.check(provider_ref, phone, code).await {
+            Ok(ProviderCheck::Approved) => {
+                if self.store.approve(&counted.id, now).await? {
+                    Ok(("approved", Ok(Verification { status: VerificationStatus::Approved, ..counted })))
+                } else {
+                    // A concurrent check approved it first.
+                    Ok(("not_found", Err(OtpError::VerificationNotFound)))
+                }
+            }
+            Ok(ProviderCheck::Wrong) if counted.attempts >= counted.max_attempts => {
+                self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
+                self.cancel_remote(provider_ref).await;
+                Ok(("locked", Err(OtpError::TooManyAttempts)))
+            }
+            Ok(ProviderCheck::Wrong) => {
+                Ok(("wrong", Err(OtpError::InvalidCode { attempts_left: counted.attempts_left() })))
+            }
+            Ok(ProviderCheck::TooManyAttempts) => {
+                self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
+                Ok(("locked", Err(OtpError::TooManyAttempts)))
+            }
+            Ok(ProviderCheck::NotFound) => {
+                self.store.finish(&counted.id, VerificationStatus::Expired, now).await?;
+                Ok(("not_found", Err(OtpError::VerificationNotFound)))
+            }
+            // The attempt stays counted: a failing provider must not become a free retry.
+            Err(e) => Ok(("provider_error", Err(map_provider_error(e)))),
+        }
+    }
+
+    /// Best effort: a failed cancel at the provider is logged, never shown.
+    async fn cancel_remote(&self, provider_ref: &str) {
+        if let Err(e) = self.provider.cancel(provider_ref).await {
+            warn!(provider = self.provider.name(), error = %e, "could not cancel a provider-held verification");
+        }
     }
 
     pub async fn cancel(&self, id: &VerificationId) -> Result<(), OtpError> {
@@ -201,12 +396,16 @@ impl VerificationService {
         if let Some(v) = canceled {
             let phone = PhoneNumber::from_e164(&v.phone).map(|p| p.masked()).unwrap_or_else(|_| "*****".into());
             info!(event = "otp.cancel", outcome = "canceled", phone = %phone, verification_id = %v.id);
+            if let Some(provider_ref) = v.provider_ref.as_deref().and_then(|r| r.strip_prefix(REMOTE_PREFIX)) {
+                self.cancel_remote(provider_ref).await;
+            }
         }
         Ok(())
     }
 }
 
 fn security_event_limit(scope: LimitScope, masked: &str, country: &str, retry_after: Duration) {
+    metrics::counter!("otpgate_limit_hits_total", "scope" => scope.as_str()).increment(1);
     warn!(
         event = "otp.limit",
         outcome = "rate_limited",

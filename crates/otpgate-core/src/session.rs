@@ -144,6 +144,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Deletes refresh tokens past their expiry (spent ones are kept until then, for reuse
     /// detection). Answers how many were deleted.
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Export: the user of `phone` and their refresh tokens' metadata (never digests).
+    async fn export_user_by_phone(
+        &self,
+        _phone: &PhoneNumber,
+    ) -> Result<Option<crate::privacy::UserRecords>, StoreError> {
+        Err(StoreError::Internal("this store does not support export".into()))
+    }
+
+    /// Erasure by phone (operators): as `delete_user` for the user of `phone`.
+    async fn delete_user_by_phone(&self, _phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+        Err(StoreError::Internal("this store does not support erasure by phone".into()))
+    }
 }
 
 #[cfg(test)]

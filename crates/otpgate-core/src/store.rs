@@ -53,6 +53,24 @@ pub enum CheckOutcome {
     Exhausted,
     /// No live verification for this phone (never started, expired, used, cancelled).
     NotFound,
+    /// The live verification's code is held by the provider (Twilio Verify): nothing was
+    /// compared or counted; the caller counts the attempt (`count_attempt`) and asks the provider.
+    Remote(Verification),
+}
+
+/// The outcome of counting one attempt against a provider-held code.
+#[derive(Debug, Clone)]
+pub enum AttemptOutcome {
+    /// Counted; `attempts` includes this one. The verification is still pending.
+    Counted(Verification),
+    /// No attempt left: the verification took its maximum.
+    Exhausted,
+    /// Not pending or past its expiry.
+    NotFound,
+}
+
+fn unsupported(what: &str) -> StoreError {
+    StoreError::Internal(format!("this store does not support {what} (provider-held codes)"))
 }
 
 #[async_trait]
@@ -86,6 +104,59 @@ pub trait VerificationStore: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Records that the provider holds this verification's code under `provider_ref`: the local
+    /// digest is dropped, so checks go to the provider (`CheckOutcome::Remote`).
+    async fn mark_remote(&self, _id: &VerificationId, _provider_ref: &str) -> Result<(), StoreError> {
+        Err(unsupported("mark_remote"))
+    }
+
+    /// Atomically counts one attempt on a pending, unexpired verification with attempts left.
+    async fn count_attempt(&self, _id: &VerificationId, _now: Timestamp) -> Result<AttemptOutcome, StoreError> {
+        Err(unsupported("count_attempt"))
+    }
+
+    /// Marks a pending verification approved; `true` only for the one call that did it.
+    async fn approve(&self, _id: &VerificationId, _now: Timestamp) -> Result<bool, StoreError> {
+        Err(unsupported("approve"))
+    }
+
+    /// Ends a pending verification as `dead` or `expired` (what the provider reported).
+    async fn finish(
+        &self,
+        _id: &VerificationId,
+        _status: crate::VerificationStatus,
+        _now: Timestamp,
+    ) -> Result<(), StoreError> {
+        Err(unsupported("finish"))
+    }
+
+    /// Retention: deletes verifications that ended (or, still pending, expired) before `before`
+    /// and, in a store that also holds the limits, limit rows spent by `now` (and expired
+    /// idempotency entries). Idempotent and batched, so several instances may sweep at once.
+    /// The default deletes nothing: for backends whose keys expire on their own (Redis TTLs).
+    async fn purge(&self, _before: Timestamp, _now: Timestamp) -> Result<crate::privacy::PurgeCounts, StoreError> {
+        Ok(crate::privacy::PurgeCounts::default())
+    }
+
+    /// Export: every verification of `phone` (status and times, never digests) and which of
+    /// `limit_keys` (see `privacy::phone_limit_keys`) hold a counter.
+    async fn export_phone(
+        &self,
+        _phone: &PhoneNumber,
+        _limit_keys: &[String],
+    ) -> Result<crate::privacy::HotRecords, StoreError> {
+        Err(StoreError::Internal("this store does not support export".into()))
+    }
+
+    /// Erasure: deletes every verification of `phone` and the limit rows under `limit_keys`.
+    async fn delete_phone(
+        &self,
+        _phone: &PhoneNumber,
+        _limit_keys: &[String],
+    ) -> Result<crate::privacy::HotDeleted, StoreError> {
+        Err(StoreError::Internal("this store does not support erasure by phone".into()))
+    }
 }
 
 /// A refused limit: which one, and when to come back.
@@ -101,4 +172,20 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// request refused by one limit does not use up the others). On refusal, answers the rule
     /// with the longest wait.
     async fn acquire(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError>;
+
+    /// Forgets limit keys (a successful check clears the phone's failure count).
+    async fn reset(&self, _keys: &[String]) -> Result<(), StoreError> {
+        Err(StoreError::Internal("this store does not support resetting limits".into()))
+    }
+
+    /// Adds one to the windowed counter `key` in the bucket starting at `bucket` (ms), kept at
+    /// least until `expires_at`. Atomic increment, for the conversion tripwire.
+    async fn incr_counter(&self, _key: &str, _bucket: i64, _expires_at: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Internal("this store does not support counters".into()))
+    }
+
+    /// The sum of the buckets of `key` that start at or after `since` (ms).
+    async fn sum_counter(&self, _key: &str, _since: i64) -> Result<u64, StoreError> {
+        Err(StoreError::Internal("this store does not support counters".into()))
+    }
 }

@@ -41,12 +41,19 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub codes: CodesConfig,
     pub limits: LimitsConfig,
+    pub regions: RegionsConfig,
+    pub tripwire: TripwireConfig,
+    pub bot_check: BotCheckConfig,
     pub provider: ProviderConfig,
     pub sessions: SessionsConfig,
     /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
     /// -> `123456` (the first `codes.length` digits of `1234567890`) in development, none in production.
     pub test_numbers: Option<BTreeMap<String, String>>,
     pub http: HttpConfig,
+    /// Built-in HTTPS (certificate and key files, reloaded when they change).
+    pub tls: crate::tls::TlsConfig,
+    /// How long verifications are kept after they end, and how often expired data is swept.
+    pub retention: crate::retention::RetentionConfig,
     pub log: LogConfig,
     /// Allows the demo provider under `environment = "production"`: anyone could read codes.
     pub dangerously_allow_demo_provider_in_production: bool,
@@ -54,13 +61,68 @@ pub struct Config {
     pub dangerously_allow_test_numbers_in_production: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Where hot, expiring state lives (verifications, limits). `sqlite://PATH`.
+    /// Where hot, expiring state lives (verifications, limits): `sqlite://PATH`,
+    /// `redis://HOST:PORT[/DB]`, `redis+cluster://HOST:PORT,HOST:PORT,…` or `postgres://…`.
+    /// A password in it is printed as `<redacted>`.
+    #[serde(serialize_with = "crate::redact::serialize_url")]
     pub hot: String,
-    /// Where durable state lives (users, tokens, keys). `sqlite://PATH`.
+    /// Where durable state lives (users, refresh tokens): `sqlite://PATH` or `postgres://…`.
+    #[serde(serialize_with = "crate::redact::serialize_url")]
     pub durable: String,
+    /// Put before every Redis key, so deployments can share one Redis. No `{` or `}`.
+    pub redis_key_prefix: String,
+    /// Longest wait for a connection or an answer from Redis or PostgreSQL (100–10000 ms);
+    /// past it a request gets `service_unavailable` instead of hanging.
+    pub timeout_ms: u64,
+    /// Upper bound of PostgreSQL connections per instance.
+    pub max_connections: u32,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("hot", &crate::redact::url(&self.hot))
+            .field("durable", &crate::redact::url(&self.durable))
+            .field("redis_key_prefix", &self.redis_key_prefix)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreConfig {
+    /// The two store URLs, parsed and checked; errors name `store.hot` / `store.durable`.
+    pub fn urls(&self) -> Result<(otpgate_store::open::HotUrl, otpgate_store::open::DurableUrl), ConfigError> {
+        use otpgate_store::open::{DurableUrl, HotUrl};
+        let hot: HotUrl = self.hot.parse().map_err(|e| bad("store.hot", e))?;
+        let durable: DurableUrl = self.durable.parse().map_err(|e| bad("store.durable", e))?;
+        if let (HotUrl::Sqlite(a), DurableUrl::Sqlite(b)) = (&hot, &durable)
+            && a != b
+        {
+            return Err(bad("store.durable", "with SQLite, store.hot and store.durable must be the same file"));
+        }
+        if self.redis_key_prefix.contains(['{', '}']) {
+            return Err(bad("store.redis_key_prefix", "must not contain `{` or `}` (Redis Cluster hash tags)"));
+        }
+        if !(100..=10_000).contains(&self.timeout_ms) {
+            return Err(bad("store.timeout_ms", "must be between 100 and 10000"));
+        }
+        if !(1..=1000).contains(&self.max_connections) {
+            return Err(bad("store.max_connections", "must be between 1 and 1000"));
+        }
+        Ok((hot, durable))
+    }
+
+    pub fn settings(&self) -> otpgate_store::open::StoreSettings {
+        otpgate_store::open::StoreSettings {
+            redis_key_prefix: self.redis_key_prefix.clone(),
+            timeout: Duration::from_millis(self.timeout_ms),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize, Default)]
@@ -102,6 +164,8 @@ pub struct CodesConfig {
     pub resend_cooldown_secs: u64,
 }
 
+/// `count` events per `period_secs` (a burst of `count`, refilling one every
+/// `period_secs / count`); `count = 0` switches the limit off.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RateConfig {
@@ -110,16 +174,174 @@ pub struct RateConfig {
 }
 
 impl RateConfig {
-    fn rate(self) -> Rate {
-        Rate::new(self.count, Duration::from_secs(self.period_secs))
+    const fn new(count: u32, period_secs: u64) -> Self {
+        RateConfig { count, period_secs }
+    }
+
+    fn rate(self) -> Option<Rate> {
+        (self.count > 0).then(|| Rate::new(self.count, Duration::from_secs(self.period_secs)))
     }
 }
 
+/// Every rate limit; see `docs/configuration.md`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Sends per phone number (a burst of `count`, refilling over `period_secs`).
-    pub phone_send: Option<RateConfig>,
+    /// Sends per phone number.
+    pub phone_send: RateConfig,
+    pub phone_send_hourly: RateConfig,
+    pub phone_send_daily: RateConfig,
+    /// Sends per client IP.
+    pub ip_send: RateConfig,
+    pub ip_send_hourly: RateConfig,
+    /// Sends per number prefix (the number without its last four digits).
+    pub prefix_send: RateConfig,
+    /// Sends per country (off by default).
+    pub country_send: RateConfig,
+    /// Sends over all numbers: the spend cap.
+    pub global_send_hourly: RateConfig,
+    pub global_send_daily: RateConfig,
+    /// Failed checks per phone across verifications; a success clears them.
+    pub phone_check_failures: RateConfig,
+    /// Checks per client IP.
+    pub ip_check: RateConfig,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            phone_send: RateConfig::new(3, 60),
+            phone_send_hourly: RateConfig::new(10, 3600),
+            phone_send_daily: RateConfig::new(20, 86_400),
+            ip_send: RateConfig::new(10, 60),
+            ip_send_hourly: RateConfig::new(100, 3600),
+            prefix_send: RateConfig::new(20, 3600),
+            country_send: RateConfig::new(0, 3600),
+            global_send_hourly: RateConfig::new(10_000, 3600),
+            global_send_daily: RateConfig::new(100_000, 86_400),
+            phone_check_failures: RateConfig::new(20, 3600),
+            ip_check: RateConfig::new(30, 60),
+        }
+    }
+}
+
+impl LimitsConfig {
+    fn named(&self) -> [(&'static str, RateConfig); 11] {
+        [
+            ("phone_send", self.phone_send),
+            ("phone_send_hourly", self.phone_send_hourly),
+            ("phone_send_daily", self.phone_send_daily),
+            ("ip_send", self.ip_send),
+            ("ip_send_hourly", self.ip_send_hourly),
+            ("prefix_send", self.prefix_send),
+            ("country_send", self.country_send),
+            ("global_send_hourly", self.global_send_hourly),
+            ("global_send_daily", self.global_send_daily),
+            ("phone_check_failures", self.phone_check_failures),
+            ("ip_check", self.ip_check),
+        ]
+    }
+
+    fn set(&self) -> otpgate_core::LimitSet {
+        otpgate_core::LimitSet {
+            phone_send: self.phone_send.rate(),
+            phone_send_hourly: self.phone_send_hourly.rate(),
+            phone_send_daily: self.phone_send_daily.rate(),
+            ip_send: self.ip_send.rate(),
+            ip_send_hourly: self.ip_send_hourly.rate(),
+            prefix_send: self.prefix_send.rate(),
+            country_send: self.country_send.rate(),
+            global_send_hourly: self.global_send_hourly.rate(),
+            global_send_daily: self.global_send_daily.rate(),
+            phone_check_failures: self.phone_check_failures.rate(),
+            ip_check: self.ip_check.rate(),
+        }
+    }
+}
+
+/// Which countries and kinds of number may receive codes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegionsConfig {
+    /// When set, only numbers of these countries (ISO 3166 alpha-2, e.g. `["US", "CA"]`).
+    pub allow: Option<Vec<String>>,
+    /// Never numbers of these countries.
+    pub deny: Vec<String>,
+    /// Number kinds that are refused: by default those that are never a person's phone.
+    pub refused_kinds: Vec<String>,
+}
+
+impl Default for RegionsConfig {
+    fn default() -> Self {
+        let kinds = otpgate_core::RegionPolicy::default().refused_kinds;
+        RegionsConfig {
+            allow: None,
+            deny: Vec::new(),
+            refused_kinds: kinds.iter().map(|k| k.as_str().to_owned()).collect(),
+        }
+    }
+}
+
+/// The SMS-pumping tripwire (sends vs approvals per country).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TripwireConfig {
+    pub enabled: bool,
+    /// Sliding window, seconds.
+    pub window_secs: u64,
+    /// Sends in the window before the approval rate counts.
+    pub min_sends: u64,
+    /// Trip when approvals / sends falls below this (0–1).
+    pub min_approval_rate: f64,
+    /// What a tripped country may still send.
+    pub trickle: RateConfig,
+}
+
+impl Default for TripwireConfig {
+    fn default() -> Self {
+        let d = otpgate_core::TripwirePolicy::default();
+        TripwireConfig {
+            enabled: d.enabled,
+            window_secs: d.window.as_secs(),
+            min_sends: d.min_sends,
+            min_approval_rate: d.min_approval_rate,
+            trickle: RateConfig::new(d.trickle.count, d.trickle.period.as_secs()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BotCheckKind {
+    Turnstile,
+    Hcaptcha,
+    Recaptcha,
+}
+
+/// The optional bot check on send (a challenge token in the request's `bot_token`).
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct BotCheckConfig {
+    /// Unset: no bot check.
+    pub kind: Option<BotCheckKind>,
+    /// The verifier's secret key.
+    #[serde(serialize_with = "redact")]
+    pub secret: Option<SecretString>,
+    /// Where the check is required: `["*"]` for every send, or country codes (`["NG", "ID"]`).
+    pub required_for: Vec<String>,
+    /// Override of the verifier's URL (tests point it at loopback).
+    pub verify_url: Option<String>,
+}
+
+impl std::fmt::Debug for BotCheckConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotCheckConfig")
+            .field("kind", &self.kind)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("required_for", &self.required_for)
+            .field("verify_url", &self.verify_url)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,13 +349,23 @@ pub struct LimitsConfig {
 pub enum ProviderKind {
     /// Records messages in the dev inbox (`GET /dev/inbox`); sends nothing.
     Demo,
+    /// Twilio Verify: Twilio makes, sends and checks the code (`provider.twilio.verify`).
+    TwilioVerify,
+    /// Twilio Programmable Messaging: otpgate makes the code and sends its own text
+    /// (`provider.twilio.messaging`).
+    TwilioMessaging,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProviderConfig {
-    /// Unset: `demo` in development; required in production.
+    /// Unset: `demo` in development; required in production (unless `failover` is set).
     pub kind: Option<ProviderKind>,
+    /// Ordered providers: the next one sends only when the one before is unavailable (never
+    /// when it rejects a number). Overrides `kind` when not empty.
+    pub failover: Vec<ProviderKind>,
+    /// The Twilio account, for `twilio-verify` and `twilio-messaging`.
+    pub twilio: Option<otpgate_sms::TwilioConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -176,6 +408,15 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Whole-request deadline, in seconds.
     pub request_timeout_secs: u64,
+    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` headers are
+    /// believed; the client is the right-most address not in this list. Empty: the socket peer
+    /// is the client and forwarding headers are ignored.
+    pub trusted_proxies: Vec<String>,
+    /// Origins (`https://app.example.com`) whose pages may call the API (CORS). Empty: no CORS.
+    pub cors_allowed_origins: Vec<String>,
+    /// Where the sign-in page served at `/` sends its API calls; unset: this server. Its origin
+    /// is added to the page's CSP `connect-src` (and must allow the page's origin by CORS).
+    pub page_api_base: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,10 +448,15 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             codes: CodesConfig::default(),
             limits: LimitsConfig::default(),
+            regions: RegionsConfig::default(),
+            tripwire: TripwireConfig::default(),
+            bot_check: BotCheckConfig::default(),
             provider: ProviderConfig::default(),
             sessions: SessionsConfig::default(),
             test_numbers: None,
             http: HttpConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
+            retention: crate::retention::RetentionConfig::default(),
             log: LogConfig::default(),
             dangerously_allow_demo_provider_in_production: false,
             dangerously_allow_test_numbers_in_production: false,
@@ -220,7 +466,14 @@ impl Default for Config {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { hot: "sqlite://otpgate.db".into(), durable: "sqlite://otpgate.db".into() }
+        let settings = otpgate_store::open::StoreSettings::default();
+        StoreConfig {
+            hot: "sqlite://otpgate.db".into(),
+            durable: "sqlite://otpgate.db".into(),
+            redis_key_prefix: settings.redis_key_prefix,
+            timeout_ms: settings.timeout.as_millis() as u64,
+            max_connections: settings.max_connections,
+        }
     }
 }
 
@@ -236,15 +489,15 @@ impl Default for CodesConfig {
     }
 }
 
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        LimitsConfig { phone_send: Some(RateConfig { count: 3, period_secs: 60 }) }
-    }
-}
-
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { body_limit_bytes: 4096, request_timeout_secs: 10 }
+        HttpConfig {
+            body_limit_bytes: 4096,
+            request_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
+            cors_allowed_origins: Vec::new(),
+            page_api_base: None,
+        }
     }
 }
 
@@ -263,7 +516,8 @@ fn bad(key: &str, why: impl std::fmt::Display) -> ConfigError {
     ConfigError(format!("config key `{key}`: {why}"))
 }
 
-/// Environment variables that belong to the test suites, not to the server.
+/// Environment variables that belong to the test suites, not to the server (unless they name a
+/// key: `OTPGATE_TEST_NUMBERS` is `test_numbers`).
 const IGNORED_ENV_PREFIX: &str = "TEST_";
 
 impl Config {
@@ -290,7 +544,7 @@ impl Config {
         let schema = serde_json::to_value(Config::default()).unwrap_or_default();
         for (name, value) in env {
             let Some(key) = name.strip_prefix("OTPGATE_") else { continue };
-            if key.starts_with(IGNORED_ENV_PREFIX) {
+            if key.starts_with(IGNORED_ENV_PREFIX) && !is_config_key(&schema, key) {
                 continue;
             }
             // `X_FILE` reads X from a file, unless `X_FILE` is itself a key (`sessions.keys_file`).
@@ -303,8 +557,12 @@ impl Config {
                 None => plain.push((key.to_owned(), value.clone())),
             }
         }
-        figment = figment.merge(env_provider(plain, true)).merge(env_provider(from_files, false));
-        let config: Config = figment.extract().map_err(|e| ConfigError(describe_figment_error(e)))?;
+        figment = figment
+            .merge(EnvVars(env_dict(plain), "environment variables OTPGATE_*"))
+            .merge(EnvVars(env_dict(from_files), "secret files named by OTPGATE_*_FILE"));
+        // Lossy: environment values are strings; "300" becomes a number only where a number
+        // is expected, so a phone number like +15005550006 stays a string.
+        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(describe_figment_error(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -314,11 +572,48 @@ impl Config {
     }
 
     pub fn provider_kind(&self) -> Option<ProviderKind> {
-        match (self.provider.kind, self.environment) {
-            (Some(kind), _) => Some(kind),
-            (None, Environment::Development) => Some(ProviderKind::Demo),
-            (None, Environment::Production) => None,
+        self.provider_kinds().first().copied()
+    }
+
+    /// The providers in force, in failover order (empty: none configured).
+    pub fn provider_kinds(&self) -> Vec<ProviderKind> {
+        if !self.provider.failover.is_empty() {
+            return self.provider.failover.clone();
         }
+        match (self.provider.kind, self.environment) {
+            (Some(kind), _) => vec![kind],
+            (None, Environment::Development) => vec![ProviderKind::Demo],
+            (None, Environment::Production) => vec![],
+        }
+    }
+
+    fn validate_provider(&self) -> Result<(), ConfigError> {
+        let kinds = self.provider_kinds();
+        if kinds.len() > 1 && kinds.contains(&ProviderKind::Demo) {
+            return Err(bad("provider.failover", "the demo provider cannot be part of a failover list"));
+        }
+        let mut seen = Vec::new();
+        for kind in &kinds {
+            if seen.contains(kind) {
+                return Err(bad("provider.failover", "lists a provider twice"));
+            }
+            seen.push(*kind);
+        }
+        let needs_twilio = kinds.iter().any(|k| *k != ProviderKind::Demo);
+        match (&self.provider.twilio, needs_twilio) {
+            (None, true) => return Err(bad("provider.twilio", "is required for the twilio providers")),
+            (Some(twilio), _) => {
+                twilio.validate().map_err(|e| bad("provider.twilio", e))?;
+                if kinds.contains(&ProviderKind::TwilioVerify) && twilio.verify.is_none() {
+                    return Err(bad("provider.twilio.verify", "is required for twilio-verify"));
+                }
+                if kinds.contains(&ProviderKind::TwilioMessaging) && twilio.messaging.is_none() {
+                    return Err(bad("provider.twilio.messaging", "is required for twilio-messaging"));
+                }
+            }
+            (None, false) => {}
+        }
+        Ok(())
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
@@ -341,7 +636,24 @@ impl Config {
             code_ttl: Duration::from_secs(self.codes.ttl_secs),
             max_attempts: self.codes.max_attempts,
             resend_cooldown: Duration::from_secs(self.codes.resend_cooldown_secs),
-            sends_per_phone: self.limits.phone_send.map(RateConfig::rate),
+            limits: self.limits.set(),
+            regions: otpgate_core::RegionPolicy {
+                allow: self.regions.allow.as_ref().map(|a| a.iter().cloned().collect()),
+                deny: self.regions.deny.iter().cloned().collect(),
+                refused_kinds: self
+                    .regions
+                    .refused_kinds
+                    .iter()
+                    .filter_map(|k| otpgate_core::NumberKind::from_name(k))
+                    .collect(),
+            },
+            tripwire: otpgate_core::TripwirePolicy {
+                enabled: self.tripwire.enabled,
+                window: Duration::from_secs(self.tripwire.window_secs),
+                min_sends: self.tripwire.min_sends,
+                min_approval_rate: self.tripwire.min_approval_rate,
+                trickle: self.tripwire.trickle.rate().unwrap_or(Rate::new(0, Duration::from_secs(3600))),
+            },
         }
     }
 
@@ -367,6 +679,10 @@ impl Config {
         Ok(out)
     }
 
+    pub fn trusted_proxies(&self) -> Result<crate::client_ip::TrustedProxies, ConfigError> {
+        crate::client_ip::TrustedProxies::parse(&self.http.trusted_proxies).map_err(|e| bad("http.trusted_proxies", e))
+    }
+
     /// The signing-key file in force (see `SessionsConfig::keys_file`).
     pub fn keys_file(&self) -> Result<PathBuf, ConfigError> {
         if let Some(path) = &self.sessions.keys_file {
@@ -384,35 +700,55 @@ impl Config {
         db.with_file_name(name)
     }
 
-    /// The SQLite file behind a `sqlite://` store URL.
+    /// The SQLite file the stores use (the durable one first); an error when neither store is
+    /// SQLite or the store configuration is invalid.
     pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
-        let parse = |key: &str, url: &str| -> Result<PathBuf, ConfigError> {
-            let path = url
-                .strip_prefix("sqlite://")
-                .ok_or_else(|| bad(key, format!("unsupported store `{url}`; this build supports sqlite://PATH")))?;
-            if path.is_empty() {
-                return Err(bad(key, "the SQLite path is empty"));
-            }
-            Ok(PathBuf::from(path))
-        };
-        let hot = parse("store.hot", &self.store.hot)?;
-        let durable = parse("store.durable", &self.store.durable)?;
-        if hot != durable {
-            return Err(bad("store.durable", "with SQLite, store.hot and store.durable must be the same file"));
+        use otpgate_store::open::{DurableUrl, HotUrl};
+        match self.store.urls()? {
+            (_, DurableUrl::Sqlite(path)) | (HotUrl::Sqlite(path), _) => Ok(path),
+            _ => Err(bad("store.durable", "is not an SQLite database")),
         }
-        Ok(hot)
     }
 
     /// Everything that must hold before serving; production refuses what is unsafe there.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
         self.region()?;
-        self.sqlite_path()?;
-        self.policy().validate().map_err(|e| bad("codes", e))?;
-        if let Some(rate) = self.limits.phone_send
-            && (rate.count == 0 || rate.period_secs == 0)
-        {
-            return Err(bad("limits.phone_send", "count and period_secs must be positive (omit the key to disable)"));
+        self.store.urls()?;
+        self.policy().validate().map_err(|e| bad(if e.starts_with("tripwire") { "tripwire" } else { "codes" }, e))?;
+        for (name, rate) in self.limits.named() {
+            if rate.count > 0 && rate.period_secs == 0 {
+                return Err(bad(&format!("limits.{name}"), "period_secs must be positive (count = 0 switches it off)"));
+            }
+        }
+        for (key, list) in [
+            ("regions.allow", self.regions.allow.clone().unwrap_or_default()),
+            ("regions.deny", self.regions.deny.clone()),
+        ] {
+            if let Some(bad_code) = list.iter().find(|c| otpgate_core::parse_region(c).is_none()) {
+                return Err(bad(key, format!("`{bad_code}` is not a known region code (like US or GB)")));
+            }
+        }
+        if let Some(k) = self.regions.refused_kinds.iter().find(|k| otpgate_core::NumberKind::from_name(k).is_none()) {
+            let known: Vec<&str> = otpgate_core::NumberKind::ALL.iter().map(|k| k.as_str()).collect();
+            return Err(bad("regions.refused_kinds", format!("`{k}` is not one of {}", known.join(", "))));
+        }
+        if self.tripwire.trickle.period_secs == 0 {
+            return Err(bad("tripwire.trickle", "period_secs must be positive"));
+        }
+        self.trusted_proxies()?;
+        if let Some(kind) = self.bot_check.kind {
+            if self.bot_check.secret.is_none() {
+                return Err(bad("bot_check.secret", format!("is required for {kind:?}")));
+            }
+            if self.bot_check.required_for.is_empty() {
+                return Err(bad("bot_check.required_for", "must name countries, or [\"*\"] for every send"));
+            }
+            for c in &self.bot_check.required_for {
+                if c != "*" && otpgate_core::parse_region(c).is_none() {
+                    return Err(bad("bot_check.required_for", format!("`{c}` is not `*` or a region code")));
+                }
+            }
         }
         if self.app_name.trim().is_empty() || self.app_name.len() > 40 {
             return Err(bad("app_name", "must be 1 to 40 characters"));
@@ -422,6 +758,12 @@ impl Config {
         }
         if self.http.request_timeout_secs == 0 {
             return Err(bad("http.request_timeout_secs", "must be positive"));
+        }
+        for origin in &self.http.cors_allowed_origins {
+            crate::cors::check_origin(origin).map_err(|e| bad("http.cors_allowed_origins", e))?;
+        }
+        if let Some(base) = &self.http.page_api_base {
+            crate::routes::web::check_api_base(base).map_err(|e| bad("http.page_api_base", e))?;
         }
         if let Some(domain) = &self.webotp_domain
             && (domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
@@ -433,6 +775,10 @@ impl Config {
         {
             return Err(bad("secrets.hmac_key", "must be at least 32 bytes"));
         }
+        self.validate_provider()?;
+        self.tls.validate().map_err(ConfigError)?;
+        self.retention.validate().map_err(ConfigError)?;
+        crate::transport::check_plain_http(self)?;
         let s = &self.sessions;
         if s.issuer.trim().is_empty() || s.audience.trim().is_empty() {
             return Err(bad("sessions.issuer", "issuer and audience must not be empty"));
@@ -498,20 +844,36 @@ fn is_config_key(schema: &serde_json::Value, env_key: &str) -> bool {
     true
 }
 
-/// Plain values are parsed like figment's `Env` (numbers, booleans, arrays); file contents are
-/// secrets and stay strings.
-fn env_provider(vars: Vec<(String, String)>, parse: bool) -> figment::providers::Serialized<figment::value::Dict> {
+/// Environment values as a figment dictionary: `__` separates levels, names are lowercased
+/// (`OTPGATE_CODES__TTL_SECS` -> `codes.ttl_secs`). Values stay strings (see `extract_lossy`),
+/// except arrays and tables written inline (`[twilio-verify, twilio-messaging]`).
+fn env_dict(vars: Vec<(String, String)>) -> figment::value::Dict {
     let mut root = figment::value::Dict::new();
     for (key, value) in vars {
         let path: Vec<String> = key.split("__").map(|p| p.to_ascii_lowercase()).collect();
-        let parsed = if parse {
+        let trimmed = value.trim_start();
+        let parsed = if trimmed.starts_with('[') || trimmed.starts_with('{') {
             value.parse::<figment::value::Value>().unwrap_or_else(|_| figment::value::Value::from(value.clone()))
         } else {
             figment::value::Value::from(value)
         };
         insert_path(&mut root, &path, parsed);
     }
-    Serialized::defaults(root)
+    root
+}
+
+/// A figment provider for values read from the environment, named so errors say where a bad
+/// value came from.
+struct EnvVars(figment::value::Dict, &'static str);
+
+impl figment::Provider for EnvVars {
+    fn metadata(&self) -> figment::Metadata {
+        figment::Metadata::named(self.1)
+    }
+
+    fn data(&self) -> Result<figment::value::Map<figment::Profile, figment::value::Dict>, figment::Error> {
+        Ok(figment::Profile::Default.collect(self.0.clone()))
+    }
 }
 
 fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment::value::Value) {
@@ -534,9 +896,20 @@ fn insert_path(dict: &mut figment::value::Dict, path: &[String], value: figment:
     }
 }
 
+/// "config key `codes.length` (from otpgate.toml): invalid type: …" for each error.
 fn describe_figment_error(e: figment::Error) -> String {
-    // Figment's own text names the key path ("for key `codes.length`") and the source.
-    e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e.metadata.as_ref().map(|m| match &m.source {
+                Some(source) => format!(" (from {source})"),
+                None => format!(" (from {})", m.name),
+            });
+            let key = if key.is_empty() { "(top level)".to_owned() } else { format!("`{key}`") };
+            format!("config key {key}{}: {}", source.unwrap_or_default(), e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -566,7 +939,9 @@ mod tests {
         assert_eq!(c.provider_kind(), Some(ProviderKind::Demo));
         let p = c.policy();
         assert_eq!((p.code_length, p.code_ttl.as_secs(), p.max_attempts, p.resend_cooldown.as_secs()), (6, 120, 5, 30));
-        assert_eq!(p.sends_per_phone, Some(Rate::new(3, Duration::from_secs(60))));
+        assert_eq!(p.limits.phone_send, Some(Rate::new(3, Duration::from_secs(60))));
+        assert_eq!(p.limits.country_send, None, "per-country limit off by default");
+        assert_eq!(p.limits.ip_check, Some(Rate::new(30, Duration::from_secs(60))));
         let tn = c.effective_test_numbers().unwrap();
         assert_eq!(tn.get("+15005550006").map(|c| c.expose().to_owned()).as_deref(), Some("123456"));
     }
@@ -583,6 +958,11 @@ mod tests {
                 ("OTPGATE_SECRETS__HMAC_KEY", "x".repeat(40).as_str()),
                 ("OTPGATE_SECRETS__HMAC_KEY_FILE", secret.to_str().unwrap()),
                 ("OTPGATE_TEST_REDIS_URL", "redis://ignored"),
+                ("OTPGATE_TEST_NUMBERS", r#"{"+15005550007" = "87654321"}"#),
+                ("OTPGATE_PROVIDER__TWILIO__MESSAGING__FROM", "+15005550006"),
+                ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000"), // fake test SID
+                ("OTPGATE_PROVIDER__TWILIO__AUTH_TOKEN", "fake-token"),
+                ("OTPGATE_PROVIDER__FAILOVER", "[twilio-messaging]"),
                 ("UNRELATED", "1"),
             ],
         )
@@ -602,7 +982,9 @@ mod tests {
         let e = load(Some("[codes]\nttl = 5\n"), &[]).unwrap_err().to_string();
         assert!(e.contains("ttl"), "{e}");
         let e = load(None, &[("OTPGATE_CODEZ__LENGTH", "6")]).unwrap_err().to_string();
-        assert!(e.contains("codez"), "{e}");
+        assert!(e.contains("codez") && e.contains("environment variables"), "{e}");
+        let e = load(None, &[("OTPGATE_CODES__LENGTH", "six")]).unwrap_err().to_string();
+        assert!(e.contains("`codes.length`"), "{e}");
     }
 
     #[test]

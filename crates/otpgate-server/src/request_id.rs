@@ -2,7 +2,7 @@
 //! in the `X-Request-Id` response header, put on the request's log span, and available to error
 //! bodies through a task-local, so an error can always be quoted back to the operator.
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, MatchedPath, Request};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -55,14 +55,25 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
         client_ip = client_ip.as_deref().unwrap_or("-"),
     );
+    // The route template (`/v1/verifications/{id}`), never the raw path: a label must not carry
+    // ids or anything else a client chose.
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+    let method = req.method().as_str().to_owned();
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span.clone())).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics::counter!(
+        "otpgate_http_requests_total",
+        "route" => route.clone(),
+        "method" => method.clone(),
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!("otpgate_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
     span.in_scope(|| {
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
-            "request done"
-        );
+        tracing::info!(status, latency_ms = elapsed.as_millis() as u64, "request done");
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);

@@ -13,16 +13,17 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use otpgate_api::ErrorCode;
+use otpgate_core::bot::{BotScope, BotVerifier};
 use otpgate_core::service::ServiceSettings;
 use otpgate_core::{Clock, CodeHasher, SmsProvider, SystemClock, VerificationService};
-use otpgate_sms::demo::{DemoInbox, DemoProvider};
+use otpgate_sms::demo::DemoInbox;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{Config, ConfigError, ProviderKind};
+use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
 use crate::routes::{AppInner, AppState, dev, ops, sessions, verifications, web};
 use otpgate_session::{KeyRing, SessionConfig, SessionService};
@@ -42,6 +43,8 @@ pub enum StartError {
     Store(#[from] crate::stores::OpenError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 #[derive(OpenApi)]
@@ -73,35 +76,39 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     local_addr: SocketAddr,
+    /// Set when otpgate terminates TLS itself (`[tls]`).
+    tls: Option<Arc<rustls::ServerConfig>>,
+    sweeper: crate::retention::Sweeper,
+    /// Background tasks (the retention sweeper) end when the application is gone.
+    _alive: Arc<()>,
 }
 
 impl Application {
     pub async fn build(config: &Config, overrides: Overrides) -> Result<Application, StartError> {
         config.validate()?;
+        crate::metrics::handle();
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let stores = crate::stores::open(config).await?;
+        let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);
         let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
             .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
 
         let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
             Some(provider) => (provider, None),
-            None => match config.provider_kind() {
-                Some(ProviderKind::Demo) => {
-                    let demo = DemoProvider::new(clock.clone());
-                    let inbox = demo.inbox();
-                    if config.is_production() {
-                        tracing::warn!("the demo provider is running in production: codes are visible to anyone");
-                    }
-                    (Arc::new(demo), (!config.is_production()).then_some(inbox))
-                }
-                None => return Err(ConfigError("config key `provider.kind`: no provider configured".into()).into()),
-            },
+            None => {
+                let built = crate::provider::build(config, &clock)?;
+                (built.provider, built.inbox)
+            }
         };
+        let status_callback = config.provider.twilio.as_ref().and_then(|t| {
+            let url = t.messaging.as_ref()?.status_callback_url.clone()?;
+            Some(crate::routes::sms::StatusCallback { url, auth_token: t.auth_token.clone()? })
+        });
         let settings = ServiceSettings {
             policy: config.policy(),
             test_numbers: config.effective_test_numbers()?.into_iter().collect(),
             app_name: config.app_name.clone(),
             webotp_domain: config.webotp_domain.clone(),
+            bot_check: bot_check(config)?,
         };
         let service = VerificationService::new(
             stores.verifications.clone(),
@@ -118,21 +125,39 @@ impl Application {
         };
         let state = AppState(Arc::new(AppInner {
             sessions: sessions.clone(),
+            status_callback,
             service,
             store: stores.verifications.clone(),
             provider,
             inbox,
             default_region: config.region()?,
+            trusted_proxies: config.trusted_proxies()?,
+            idempotency: crate::stores::open_idempotency(config, &clock).await?,
         }));
         let router = router(state, config);
         if let Some(sessions) = &sessions {
             spawn_key_reloader(Arc::downgrade(sessions), config.keys_file()?);
         }
 
+        let tls = crate::tls::setup(&config.tls)?;
+        let sweeper = crate::retention::Sweeper::new(&stores, clock.clone(), config.retention.window());
+        let alive = Arc::new(());
+        sweeper.clone().spawn(config.retention.interval(), Arc::downgrade(&alive));
+
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
-        Ok(Application { listener, router, local_addr })
+        Ok(Application { listener, router, local_addr, tls, sweeper, _alive: alive })
+    }
+
+    /// The retention sweeper of this application (tests run it with a moved clock).
+    pub fn sweeper(&self) -> crate::retention::Sweeper {
+        self.sweeper.clone()
+    }
+
+    /// Whether this application serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -145,11 +170,39 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        tracing::info!(addr = %self.local_addr, "otpgate listening");
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            None => {
+                tracing::info!(addr = %self.local_addr, "otpgate listening (http)");
+                axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+            }
+            Some(tls) => {
+                tracing::info!(addr = %self.local_addr, "otpgate listening (https)");
+                // `tap_io` only so axum's `ConnectInfo<SocketAddr>` applies to this listener type.
+                let listener =
+                    axum::serve::ListenerExt::tap_io(crate::tls::TlsListener::new(self.listener, tls)?, |_| {});
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+        }
     }
+}
+
+/// The bot verifier and where it applies, when `bot_check` is configured.
+type BotCheck = Option<(Arc<dyn BotVerifier>, BotScope)>;
+
+fn bot_check(config: &Config) -> Result<BotCheck, ConfigError> {
+    let (Some(kind), Some(secret)) = (config.bot_check.kind, config.bot_check.secret.clone()) else {
+        return Ok(None);
+    };
+    let verifier = crate::botcheck::HttpBotVerifier::new(kind, secret, config.bot_check.verify_url.clone())
+        .map_err(|e| ConfigError(format!("config key `bot_check`: {e}")))?;
+    let required = &config.bot_check.required_for;
+    let scope = if required.iter().any(|c| c == "*") {
+        BotScope::All
+    } else {
+        BotScope::Countries(required.iter().cloned().collect())
+    };
+    Ok(Some((Arc::new(verifier), scope)))
 }
 
 fn build_sessions(
@@ -224,12 +277,14 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::revoke))
         .routes(routes!(sessions::me, sessions::delete_me))
         .routes(routes!(sessions::jwks))
+        .routes(routes!(crate::routes::sms::status_callback))
 }
 
 fn router(state: AppState, config: &Config) -> Router {
     let (api, openapi) = api_router().split_for_parts();
     let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".to_owned()));
     let timeout = Duration::from_secs(config.http.request_timeout_secs);
+    let index = web::IndexPage::new(config.codes.length, config.http.page_api_base.as_deref());
     api.route(
         "/openapi.json",
         get(move || {
@@ -237,7 +292,8 @@ fn router(state: AppState, config: &Config) -> Router {
             async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()) }
         }),
     )
-    .route("/", get(web::index))
+    .route("/metrics", get(crate::metrics::render))
+    .route("/", index.route())
     .route("/app.js", get(web::app_js))
     .route("/app.css", get(web::app_css))
     .fallback(not_found)
@@ -250,6 +306,14 @@ fn router(state: AppState, config: &Config) -> Router {
     }))
     .layer(middleware::from_fn_with_state(timeout, deadline))
     .layer(middleware::from_fn(security_headers))
+    .layer(middleware::from_fn_with_state(
+        crate::cors::Cors::new(&config.http.cors_allowed_origins),
+        crate::cors::middleware,
+    ))
+    .layer(middleware::from_fn_with_state(
+        Arc::new(crate::transport::Transport::from_config(config)),
+        crate::transport::middleware,
+    ))
     .layer(middleware::from_fn(crate::request_id::middleware))
 }
 

@@ -1,20 +1,13 @@
-//! Opens the stores the configuration names. This is the only place in the server that knows
-//! which backends exist; everything else sees the core's traits.
+//! Opens the stores the configuration names. This is the only place in the server that touches
+//! store configuration; which backends exist and how they combine is the store crate's business
+//! (`otpgate_store::open`): everything else sees the core's traits.
 
-use std::sync::Arc;
-
-use otpgate_core::{RateLimiter, SessionStore, StoreError, VerificationStore};
-use otpgate_store::SqliteStore;
+use otpgate_core::StoreError;
 
 use crate::config::{Config, ConfigError};
 
 /// The store handles the application runs on.
-#[derive(Clone)]
-pub struct Stores {
-    pub verifications: Arc<dyn VerificationStore>,
-    pub limits: Arc<dyn RateLimiter>,
-    pub sessions: Arc<dyn SessionStore>,
-}
+pub use otpgate_store::open::Stores;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -24,7 +17,66 @@ pub enum OpenError {
     Store(#[from] StoreError),
 }
 
+/// Connects to (and for SQL, migrates) the configured stores. A store that cannot be reached
+/// stops the start: a wrong URL should fail loudly, not as 503s later.
 pub async fn open(config: &Config) -> Result<Stores, OpenError> {
-    let sqlite = Arc::new(SqliteStore::open(&config.sqlite_path()?).await?);
-    Ok(Stores { verifications: sqlite.clone(), limits: sqlite.clone(), sessions: sqlite })
+    let (hot, durable) = config.store.urls()?;
+    Ok(otpgate_store::open::open(&hot, &durable, &config.store.settings()).await?)
+}
+
+/// The `Idempotency-Key` store. Only SQLite has one so far (the hot store's file; a second,
+/// small pool on it); with Redis or Postgres the header is ignored, with a warning at start.
+pub async fn open_idempotency(
+    config: &Config,
+    clock: &std::sync::Arc<dyn otpgate_core::Clock>,
+) -> Result<Option<crate::idempotency::Idempotency>, OpenError> {
+    let otpgate_store::open::HotUrl::Sqlite(path) = config.store.urls()?.0 else {
+        tracing::warn!("Idempotency-Key is not supported with this store yet; the header is ignored");
+        return Ok(None);
+    };
+    let store = std::sync::Arc::new(otpgate_store::SqliteStore::open(&path).await?);
+    let timeout = std::time::Duration::from_secs(config.http.request_timeout_secs);
+    Ok(Some(crate::idempotency::Idempotency::new(store, clock.clone(), timeout)))
+}
+
+#[cfg(test)]
+mod tests {
+    use otpgate_store::open::{DurableUrl, HotUrl};
+
+    use crate::config::Config;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+        let env: Vec<(String, String)> = vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Config::load_from(None, &env)
+    }
+
+    #[test]
+    fn store_urls_come_from_env_per_role() {
+        let c = load(&[
+            ("OTPGATE_STORE__HOT", "redis+cluster://10.0.0.1:7001,10.0.0.2:7002"),
+            ("OTPGATE_STORE__DURABLE", "postgres://otpgate:pw@db:5432/otpgate"),
+        ])
+        .unwrap();
+        let (hot, durable) = c.store.urls().unwrap();
+        assert!(matches!(hot, HotUrl::RedisCluster(nodes) if nodes.len() == 2));
+        assert!(matches!(durable, DurableUrl::Postgres(_)));
+        assert!(c.sqlite_path().is_err(), "no SQLite file in this deployment");
+        assert_eq!(c.sqlite_path().unwrap_or_default(), std::path::PathBuf::new());
+    }
+
+    #[test]
+    fn bad_store_settings_are_named() {
+        for (vars, key) in [
+            (vec![("OTPGATE_STORE__HOT", "memcached://x")], "store.hot"),
+            (vec![("OTPGATE_STORE__DURABLE", "redis://x:6379")], "store.durable"),
+            (vec![("OTPGATE_STORE__DURABLE", "sqlite://other.db")], "store.durable"),
+            (vec![("OTPGATE_STORE__REDIS_KEY_PREFIX", "a{b}")], "store.redis_key_prefix"),
+            (vec![("OTPGATE_STORE__TIMEOUT_MS", "60000")], "store.timeout_ms"),
+        ] {
+            let e = load(&vars).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = load(&[("OTPGATE_STORE__DURABLE", "mysql://root:hunter2@db/x")]).unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "passwords stay out of messages: {e}");
+    }
 }

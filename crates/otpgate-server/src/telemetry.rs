@@ -39,3 +39,15 @@ pub fn init(log: &LogConfig) {
         builder.try_init()
     };
 }
+
+/// As `init`, but logs go to stderr: for commands whose stdout is their output
+/// (`otpgate users export`).
+pub fn init_stderr(log: &LogConfig) {
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| log.level.clone());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(env_filter(&level)).with_target(false).with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder.json().flatten_event(true).with_span_list(false).try_init(),
+        LogFormat::Pretty | LogFormat::Auto => builder.try_init(),
+    };
+}

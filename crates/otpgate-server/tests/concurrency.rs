@@ -7,9 +7,8 @@ use tokio::task::JoinSet;
 
 const PHONE: &str = "+14155550123";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_parallel_wrong_codes_evaluate_at_most_five() {
-    let app = spawn_app().await;
+/// 50 parallel wrong codes against one verification; answers by error code.
+async fn fifty_wrong(app: &TestApp) -> (usize, usize, usize, String) {
     app.send(PHONE).await;
     let code = app.inbox_code(PHONE).await;
     let mut tasks = JoinSet::new();
@@ -31,17 +30,43 @@ async fn fifty_parallel_wrong_codes_evaluate_at_most_five() {
             body["error"]["code"].as_str().unwrap().to_owned()
         });
     }
-    let mut invalid = 0;
-    let mut locked = 0;
+    let (mut invalid, mut locked, mut limited) = (0, 0, 0);
     while let Some(code) = tasks.join_next().await {
         match code.unwrap().as_str() {
             "invalid_code" => invalid += 1,
             "too_many_attempts" => locked += 1,
+            "rate_limited" => limited += 1,
             other => panic!("unexpected {other}"),
         }
     }
-    assert_eq!((invalid, locked), (4, 46));
+    (invalid, locked, limited, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_codes_evaluate_at_most_five() {
+    // The store's own guarantee, with the check limits out of the way.
+    let app = spawn_with(
+        |c| {
+            c.limits.phone_check_failures.count = 0;
+            c.limits.ip_check.count = 0;
+        },
+        Default::default(),
+    )
+    .await;
+    let (invalid, locked, limited, code) = fifty_wrong(&app).await;
+    assert_eq!((invalid, locked, limited), (4, 46, 0));
     assert_eq!(app.check(PHONE, &code).await.error_code(), "too_many_attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_brute_force_with_default_limits() {
+    let app = spawn_app().await;
+    let (invalid, locked, limited, code) = fifty_wrong(&app).await;
+    // 20 pass the failed-check limit of the phone (20/hour); 5 of those are evaluated.
+    assert_eq!(invalid, 4);
+    assert_eq!((locked, limited), (16, 30));
+    let right = app.check(PHONE, &code).await;
+    assert!(["too_many_attempts", "rate_limited"].contains(&right.error_code().as_str()), "{}", right.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -3,6 +3,9 @@
 //! "unavailable" at once and lets a single probe through now and then to notice recovery.
 //!
 //! Time comes from a `Clock` so tests move it instead of sleeping.
+//!
+//! The gauge `otpgate_provider_breaker_open{provider}` is 1 from the failure that opens the
+//! breaker until a call succeeds again (probes included), 0 otherwise.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +27,8 @@ enum State {
 }
 
 pub struct Breaker {
+    /// The provider's name, for the `otpgate_provider_breaker_open` gauge.
+    provider: &'static str,
     state: Mutex<State>,
     clock: Arc<dyn Clock>,
     threshold: u32,
@@ -39,8 +44,16 @@ pub struct Breaker {
 pub struct Permit(());
 
 impl Breaker {
-    pub fn new(clock: Arc<dyn Clock>, threshold: u32, open_for: Duration, probe_timeout: Duration) -> Self {
+    pub fn new(
+        provider: &'static str,
+        clock: Arc<dyn Clock>,
+        threshold: u32,
+        open_for: Duration,
+        probe_timeout: Duration,
+    ) -> Self {
+        metrics::gauge!("otpgate_provider_breaker_open", "provider" => provider).set(0.0);
         Breaker {
+            provider,
             state: Mutex::new(State::Closed { failures: 0 }),
             clock,
             threshold: threshold.max(1),
@@ -85,6 +98,8 @@ impl Breaker {
             }
             (_, false) => State::Open { until: now.plus(self.open_for) },
         };
+        let open = if matches!(*state, State::Closed { .. }) { 0.0 } else { 1.0 };
+        metrics::gauge!("otpgate_provider_breaker_open", "provider" => self.provider).set(open);
     }
 
     /// `Some(retry_after)` while calls are being refused.
@@ -103,7 +118,7 @@ mod tests {
     use otpgate_core::ManualClock;
 
     fn breaker(clock: &ManualClock) -> Breaker {
-        Breaker::new(Arc::new(clock.clone()), 3, Duration::from_secs(30), Duration::from_secs(10))
+        Breaker::new("test", Arc::new(clock.clone()), 3, Duration::from_secs(30), Duration::from_secs(10))
     }
 
     #[test]

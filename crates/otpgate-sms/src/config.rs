@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use otpgate_core::Channel;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 
 /// Everything needed to talk to one Twilio account.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     /// Account SID (`AC` + 32 hex digits). Part of Messaging's URL, and the Basic-auth user
@@ -20,12 +20,12 @@ pub struct TwilioConfig {
     #[serde(default)]
     pub api_key_sid: Option<String>,
     /// The API key's secret; required with `api_key_sid`.
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact")]
     pub api_key_secret: Option<SecretString>,
     /// The account's auth token. Used for REST calls when no API key is set, and always to check
     /// the `X-Twilio-Signature` of status callbacks (Twilio signs them with this token even when
     /// calls use an API key).
-    #[serde(default)]
+    #[serde(default, serialize_with = "redact")]
     pub auth_token: Option<SecretString>,
     /// Settings for the `twilio-verify` provider; required to build it.
     #[serde(default)]
@@ -45,7 +45,7 @@ pub struct TwilioConfig {
 }
 
 /// Twilio Verify: Twilio makes, sends and checks the code.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
     /// Verify service SID (`VA` + 32 hex digits).
@@ -60,7 +60,7 @@ pub struct VerifyConfig {
 }
 
 /// Twilio Programmable Messaging: otpgate makes the code and sends its own text.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessagingConfig {
     /// Sender phone number (E.164) or alphanumeric sender id. Exactly one of `from` and
@@ -81,7 +81,7 @@ pub struct MessagingConfig {
 }
 
 /// The shared HTTP client's limits.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Longest wait for a TCP + TLS connection, in milliseconds.
@@ -107,7 +107,7 @@ impl Default for HttpConfig {
 
 /// Retries happen only where a repeat cannot send a second message: connect errors, 503, and
 /// 429 with a `Retry-After` that fits in the deadline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetryConfig {
     /// Retries after the first try (0 disables retrying).
@@ -129,7 +129,7 @@ impl Default for RetryConfig {
 
 /// The circuit breaker: after `failure_threshold` consecutive failures (timeouts, connect
 /// errors, 5xx, rejected credentials) calls fail at once for `open_secs`, then one probe decides.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
@@ -141,6 +141,14 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     fn default() -> Self {
         BreakerConfig { failure_threshold: 5, open_secs: 30 }
+    }
+}
+
+/// Secrets serialise as `<redacted>` (for `otpgate config check`), never as their value.
+fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_str("<redacted>"),
+        None => s.serialize_none(),
     }
 }
 

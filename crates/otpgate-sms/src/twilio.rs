@@ -3,6 +3,10 @@
 //!
 //! Twilio's own error text goes to the log only (with the phone masked). Every error returned
 //! from here is one of `ProviderError`'s fixed variants, so it cannot leak into a response.
+//!
+//! Metrics (labels are static names only): `otpgate_provider_request_duration_seconds{provider,op}`
+//! per call that reached the network (retries included), `otpgate_provider_errors_total{provider,kind}`
+//! per failed call (see `error_kind`), and the breaker's `otpgate_provider_breaker_open{provider}`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -126,8 +130,13 @@ impl TwilioClient {
             _ => return Err(ConfigError("no credentials".into())),
         };
         let deadline = Duration::from_millis(cfg.retry.deadline_ms);
-        let breaker =
-            Breaker::new(clock, cfg.breaker.failure_threshold, Duration::from_secs(cfg.breaker.open_secs), deadline);
+        let breaker = Breaker::new(
+            provider,
+            clock,
+            cfg.breaker.failure_threshold,
+            Duration::from_secs(cfg.breaker.open_secs),
+            deadline,
+        );
         Ok(TwilioClient {
             http,
             user,
@@ -158,8 +167,21 @@ impl TwilioClient {
         form: &[(&str, &str)],
         ctx: Ctx<'_>,
     ) -> Result<T, CallError> {
-        let permit = self.breaker.try_acquire().map_err(CallError::BreakerOpen)?;
+        let permit = match self.breaker.try_acquire() {
+            Ok(permit) => permit,
+            Err(wait) => {
+                let err = CallError::BreakerOpen(wait);
+                self.count_error(&err);
+                return Err(err);
+            }
+        };
+        let started = std::time::Instant::now();
         let result = self.post_with_retries(url, form, ctx).await;
+        metrics::histogram!("otpgate_provider_request_duration_seconds", "provider" => self.provider, "op" => ctx.op)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(err) = &result {
+            self.count_error(err);
+        }
         let healthy = match &result {
             Ok(_) => {
                 self.credentials_rejected.store(false, Ordering::Relaxed);
@@ -177,6 +199,12 @@ impl TwilioClient {
         };
         self.breaker.record(permit, healthy);
         result
+    }
+
+    /// `otpgate_provider_errors_total{provider,kind}`: one per failed call (after retries).
+    fn count_error(&self, err: &CallError) {
+        metrics::counter!("otpgate_provider_errors_total", "provider" => self.provider, "kind" => error_kind(err))
+            .increment(1);
     }
 
     async fn post_with_retries<T: DeserializeOwned>(
@@ -314,6 +342,28 @@ impl TwilioClient {
                 class = %class_name
             ),
         }
+    }
+}
+
+/// The `kind` label of `otpgate_provider_errors_total`: the row of our error table a failed call
+/// maps to, plus what an operator must tell apart (credentials, transport, breaker). A fixed set
+/// of names; never Twilio's text, a SID or a number.
+fn error_kind(err: &CallError) -> &'static str {
+    match err {
+        CallError::BreakerOpen(_) => "breaker_open",
+        // Connect error, timeout, deadline, connection dropped, unreadable 2xx body.
+        CallError::Transport => "transport",
+        CallError::Twilio(t) if t.status == 401 || t.code == Some(20003) => "auth",
+        CallError::Twilio(t) => match classify(t.status, t.code) {
+            Class::InvalidNumber => "invalid_number",
+            Class::Undeliverable => "undeliverable",
+            Class::UnsupportedRegion => "unsupported_region",
+            Class::RateLimited => "rate_limited",
+            Class::MaxCheckAttempts => "max_attempts",
+            Class::NotFound => "not_found",
+            Class::Operator => "unavailable",
+            Class::Unknown => "unknown",
+        },
     }
 }
 

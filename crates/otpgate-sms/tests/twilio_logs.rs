@@ -29,7 +29,11 @@ impl std::io::Write for LogSink {
 async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
     let sink = LogSink::default();
     let writer = sink.clone();
-    tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).with_max_level(tracing::Level::INFO).init();
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .init();
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))

@@ -9,8 +9,8 @@ use std::time::Duration;
 use otpgate_core::limits::{LimitRule, LimitScope, Rate};
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, PhoneNumber, Policy, RateLimiter, Timestamp,
-    VerificationId, VerificationStore,
+    AttemptOutcome, Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, PhoneNumber, Policy,
+    RateLimiter, Timestamp, VerificationId, VerificationStatus, VerificationStore,
 };
 use tokio::task::JoinSet;
 
@@ -217,6 +217,75 @@ pub async fn provider_ref_is_kept(store: Arc<dyn Backend>) {
     assert_eq!(v.provider_ref.as_deref(), Some("VE00000000000000000000000000000000"));
 }
 
+/// Provider-held codes (Twilio Verify): the store counts attempts and records the outcome,
+/// the provider compares.
+pub async fn remote_codes_count_attempts_and_approve_once(store: Arc<dyn Backend>) {
+    let p = phone(14);
+    let IssueOutcome::Created(v) = issue(&*store, &p, "123456", T0).await else { panic!() };
+    store.mark_remote(&v.id, "remote:VE00000000000000000000000000000000").await.unwrap();
+    let CheckOutcome::Remote(remote) = check(&*store, &p, "123456", T0).await else {
+        panic!("a provider-held code is never compared locally")
+    };
+    assert_eq!(remote.provider_ref.as_deref(), Some("remote:VE00000000000000000000000000000000"));
+    for expected in 1..=5 {
+        let AttemptOutcome::Counted(c) = store.count_attempt(&v.id, T0).await.unwrap() else { panic!() };
+        assert_eq!(c.attempts, expected);
+    }
+    assert!(matches!(store.count_attempt(&v.id, T0).await.unwrap(), AttemptOutcome::Exhausted));
+    assert!(store.approve(&v.id, T0).await.unwrap());
+    assert!(!store.approve(&v.id, T0).await.unwrap(), "approved exactly once");
+    assert!(matches!(store.count_attempt(&v.id, T0).await.unwrap(), AttemptOutcome::NotFound));
+
+    let q = phone(15);
+    let IssueOutcome::Created(w) = issue(&*store, &q, "123456", T0).await else { panic!() };
+    store.mark_remote(&w.id, "remote:VEaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").await.unwrap();
+    store.finish(&w.id, VerificationStatus::Dead, T0).await.unwrap();
+    assert!(matches!(check(&*store, &q, "123456", T0).await, CheckOutcome::Exhausted));
+    assert!(matches!(
+        store.count_attempt(&w.id, T0.plus(Duration::from_secs(120))).await.unwrap(),
+        AttemptOutcome::NotFound
+    ));
+}
+
+pub async fn concurrent_remote_attempts_never_pass_the_maximum(store: Arc<dyn Backend>) {
+    let p = phone(16);
+    let IssueOutcome::Created(v) = issue(&*store, &p, "123456", T0).await else { panic!() };
+    store.mark_remote(&v.id, "remote:VE00000000000000000000000000000000").await.unwrap();
+    let mut tasks = JoinSet::new();
+    for _ in 0..50 {
+        let (store, id) = (store.clone(), v.id.clone());
+        tasks.spawn(async move { store.count_attempt(&id, T0).await.unwrap() });
+    }
+    let mut counted = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            AttemptOutcome::Counted(_) => counted += 1,
+            AttemptOutcome::Exhausted => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(counted, 5);
+}
+
+pub async fn limits_reset_and_counters_add_up(store: Arc<dyn Backend>) {
+    let r = [rule("contract:reset", 1)];
+    assert!(store.acquire(&r, T0).await.unwrap().is_ok());
+    assert!(store.acquire(&r, T0).await.unwrap().is_err());
+    store.reset(&["contract:reset".to_owned()]).await.unwrap();
+    assert!(store.acquire(&r, T0).await.unwrap().is_ok(), "a reset key starts afresh");
+
+    let expires = T0.plus(Duration::from_secs(3600));
+    let mut tasks = JoinSet::new();
+    for i in 0..30i64 {
+        let store = store.clone();
+        tasks.spawn(async move { store.incr_counter("contract:counter", 1_000 * (i % 3), expires).await.unwrap() });
+    }
+    while tasks.join_next().await.is_some() {}
+    assert_eq!(store.sum_counter("contract:counter", 0).await.unwrap(), 30, "concurrent increments are atomic");
+    assert_eq!(store.sum_counter("contract:counter", 1_000).await.unwrap(), 20, "only buckets since");
+    assert_eq!(store.sum_counter("contract:other", 0).await.unwrap(), 0);
+}
+
 fn rule(key: &str, count: u32) -> LimitRule {
     LimitRule::new(LimitScope::PhoneSend, key, Rate::new(count, Duration::from_secs(60)))
 }
@@ -281,6 +350,9 @@ macro_rules! contract_tests {
             limits_allow_a_burst_then_refuse_with_retry_after,
             limits_are_all_or_nothing,
             limits_are_atomic_under_concurrency,
+            remote_codes_count_attempts_and_approve_once,
+            concurrent_remote_attempts_never_pass_the_maximum,
+            limits_reset_and_counters_add_up,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -4,7 +4,16 @@
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
+#[cfg(feature = "postgres")]
+pub mod postgres;
+
+pub mod open;
+
 pub mod contract;
+pub mod privacy_contract;
 pub mod session_contract;
 
 #[cfg(feature = "sqlite")]

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use otpgate_server::{Application, Config, Overrides};
 
+mod remote;
+mod users;
+
 #[derive(Parser)]
 #[command(name = "otpgate", version, about = "Phone verification and sign-in over SMS one-time codes")]
 struct Cli {
@@ -30,10 +33,35 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Talk to the configured SMS provider.
+    Sms {
+        #[command(subcommand)]
+        command: SmsCommand,
+    },
     /// Manage the access-token signing keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Send a code through a running otpgate (e.g. to test a deployment); prints the verification.
+    Send(remote::SendArgs),
+    /// Check a code through a running otpgate; prints the approval and the session.
+    Check(remote::CheckArgs),
+    /// Export or erase what is held about a phone number (privacy requests).
+    Users {
+        #[command(subcommand)]
+        command: users::UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SmsCommand {
+    /// Send one real message with the current configuration (for operators checking a deployment).
+    Test {
+        /// The number to text, E.164.
+        phone: String,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -64,7 +92,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config, listen } => serve(config, listen),
+        Command::Send(args) => remote::send(args),
+        Command::Check(args) => remote::check(args),
+        Command::Users { command } => users::run(command),
         Command::Keys { command: KeysCommand::Rotate { config, file } } => rotate_keys(config, file),
+        Command::Sms { command: SmsCommand::Test { phone, config } } => sms_test(config, &phone),
         Command::Config { command: ConfigCommand::Check { config } } => match Config::load(config.as_deref()) {
             Ok(config) => {
                 println!("{}", config.redacted_json());
@@ -76,6 +108,34 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn sms_test(config_file: Option<PathBuf>, phone: &str) -> ExitCode {
+    let config = match Config::load(config_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    otpgate_server::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(otpgate_server::provider::send_test_message(&config, phone)) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("test message not sent: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

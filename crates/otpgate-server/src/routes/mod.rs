@@ -3,6 +3,7 @@
 pub mod dev;
 pub mod ops;
 pub mod sessions;
+pub mod sms;
 pub mod verifications;
 pub mod web;
 
@@ -21,9 +22,15 @@ pub struct AppInner {
     pub provider: Arc<dyn SmsProvider>,
     /// Absent when sessions are disabled.
     pub sessions: Option<Arc<otpgate_session::SessionService>>,
+    /// Twilio Messaging's delivery receipts, when configured.
+    pub status_callback: Option<sms::StatusCallback>,
     /// Present only with the demo provider outside production.
     pub inbox: Option<DemoInbox>,
     pub default_region: Option<Region>,
+    /// Proxies whose forwarding headers are believed (see `client_ip`).
+    pub trusted_proxies: crate::client_ip::TrustedProxies,
+    /// `Idempotency-Key` on sends; absent when the store has no idempotency backend yet.
+    pub idempotency: Option<crate::idempotency::Idempotency>,
 }
 
 impl std::ops::Deref for AppState {

@@ -2,17 +2,20 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use otpgate_api::{
     ChannelName, CheckVerificationRequest, CheckVerificationResponse, ErrorBody, SendVerificationRequest, UserView,
     VerificationResponse,
 };
 use otpgate_core::clock::ceil_secs;
-use otpgate_core::{Channel, OtpError, PhoneNumber, SendRequest, VerificationId};
+use otpgate_core::{Channel, Fingerprint, OtpError, PhoneNumber, SendRequest, VerificationId};
 
 use super::AppState;
+use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::idempotency::{Begin, SEND_SCOPE};
 use crate::time_fmt::rfc3339;
 
 pub fn channel_from_wire(c: ChannelName) -> Channel {
@@ -49,6 +52,7 @@ fn valid_locale(locale: &str) -> bool {
     path = "/v1/verifications",
     tag = "verifications",
     request_body = SendVerificationRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters. A retry with the same key and request within 24 h gets the first answer (with `Idempotent-Replayed: true`) and sends nothing; the same key with another request is `400 invalid_request`.")),
     responses(
         (status = 201, description = "A new verification", body = VerificationResponse),
         (status = 200, description = "A resend of the phone's live verification (same id)", body = VerificationResponse),
@@ -62,8 +66,10 @@ fn valid_locale(locale: &str) -> bool {
 )]
 pub async fn send_verification(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
+    headers: HeaderMap,
     ApiJson(req): ApiJson<SendVerificationRequest>,
-) -> Result<(StatusCode, Json<VerificationResponse>), ApiError> {
+) -> Result<Response, ApiError> {
     let phone = parse_phone(&state, &req.phone)?;
     if let Some(locale) = &req.locale
         && !valid_locale(locale)
@@ -71,7 +77,27 @@ pub async fn send_verification(
         return Err(ApiError::invalid_request("The locale must be a language tag like en or pt-BR.").field("locale"));
     }
     let channel = channel_from_wire(req.channel.unwrap_or(ChannelName::Sms));
-    let sent = state.service.send(SendRequest { phone: phone.clone(), channel, locale: req.locale }).await?;
+    let send_req = SendRequest { phone, channel, locale: req.locale, client_ip, bot_token: req.bot_token };
+    let Some(idempotency) = &state.idempotency else {
+        return send(&state, send_req).await.map(IntoResponse::into_response);
+    };
+    let fingerprint = Fingerprint::of(&[
+        send_req.phone.e164().as_bytes(),
+        send_req.channel.as_str().as_bytes(),
+        send_req.locale.as_deref().unwrap_or_default().as_bytes(),
+    ]);
+    let held = match idempotency.begin(&headers, SEND_SCOPE, fingerprint).await? {
+        Begin::Replay(response) => return Ok(response),
+        Begin::Proceed(held) => held,
+    };
+    let result = send(&state, send_req).await.map(IntoResponse::into_response);
+    idempotency.finish(held, result).await
+}
+
+/// The send itself, behind the idempotency check.
+async fn send(state: &AppState, req: SendRequest) -> Result<(StatusCode, Json<VerificationResponse>), ApiError> {
+    let phone = req.phone.clone();
+    let sent = state.service.send(req).await?;
     let v = &sent.verification;
     let body = VerificationResponse {
         id: v.id.to_string(),
@@ -106,10 +132,11 @@ pub async fn send_verification(
 )]
 pub async fn check_verification(
     State(state): State<AppState>,
+    ClientIp(client_ip): ClientIp,
     ApiJson(req): ApiJson<CheckVerificationRequest>,
 ) -> Result<Json<CheckVerificationResponse>, ApiError> {
     let phone = parse_phone(&state, &req.phone)?;
-    let approved = state.service.check(&phone, &req.code).await?;
+    let approved = state.service.check(&phone, &req.code, client_ip).await?;
     let Some(sessions) = &state.sessions else {
         return Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }));
     };

@@ -1,7 +1,12 @@
 //! The sign-in page, embedded in the binary (no CDN, no build step), served with a strict CSP.
+//! `index.html` is served with its `<meta>` configuration filled in from the server's: the code
+//! length, and the API base when the page is to call another origin (which the CSP then allows).
+
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 
 const INDEX_HTML: &str = include_str!("../../../../web/index.html");
 const APP_JS: &str = include_str!("../../../../web/app.js");
@@ -21,8 +26,63 @@ fn page(body: &'static str, content_type: &'static str) -> Response {
     response
 }
 
-pub async fn index() -> Response {
-    page(INDEX_HTML, "text/html; charset=utf-8")
+const API_BASE_META: &str = r#"<meta name="otpgate-api-base" content="">"#;
+const CODE_LENGTH_META: &str = r#"<meta name="otpgate-code-length" content="6">"#;
+
+/// `index.html` as this configuration serves it.
+pub struct IndexPage {
+    html: String,
+    csp: HeaderValue,
+}
+
+impl IndexPage {
+    /// `api_base` is a checked `http.page_api_base` (see [`check_api_base`]).
+    pub fn new(code_length: usize, api_base: Option<&str>) -> IndexPage {
+        let mut html = INDEX_HTML
+            .replace(CODE_LENGTH_META, &format!(r#"<meta name="otpgate-code-length" content="{code_length}">"#));
+        let mut csp = CSP.to_owned();
+        if let Some(base) = api_base {
+            html =
+                html.replace(API_BASE_META, &format!(r#"<meta name="otpgate-api-base" content="{}">"#, escape(base)));
+            if let Ok(origin) = check_api_base(base) {
+                csp = csp.replace("connect-src 'self'", &format!("connect-src 'self' {origin}"));
+            }
+        }
+        let csp = HeaderValue::from_str(&csp).unwrap_or(HeaderValue::from_static(CSP));
+        IndexPage { html, csp }
+    }
+
+    fn response(&self) -> Response {
+        let mut response = page(INDEX_HTML, "text/html; charset=utf-8");
+        *response.body_mut() = self.html.clone().into();
+        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        response
+    }
+
+    pub fn route<S: Clone + Send + Sync + 'static>(self) -> MethodRouter<S> {
+        let page = Arc::new(self);
+        get(move || {
+            let page = page.clone();
+            async move { page.response() }
+        })
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Checks `http.page_api_base`: an origin (see `cors::check_origin`) optionally followed by a
+/// path; answers the origin, which is what the CSP names.
+pub fn check_api_base(base: &str) -> Result<&str, String> {
+    let after_scheme = base.find("://").map_or(0, |i| i + 3);
+    let (origin, path) = base[after_scheme..].find('/').map_or((base, ""), |i| base.split_at(after_scheme + i));
+    crate::cors::check_origin(origin)?;
+    if path.chars().any(|c| !c.is_ascii_graphic() || matches!(c, '?' | '#' | '*' | '"' | '<' | '>' | '\\' | ';' | ','))
+    {
+        return Err(format!("`{base}`: the path must be plain (no query, fragment or special characters)"));
+    }
+    Ok(origin)
 }
 
 pub async fn app_js() -> Response {
@@ -31,4 +91,35 @@ pub async fn app_js() -> Response {
 
 pub async fn app_css() -> Response {
     page(APP_CSS, "text/css; charset=utf-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_still_has_its_meta_tags() {
+        assert!(INDEX_HTML.contains(API_BASE_META) && INDEX_HTML.contains(CODE_LENGTH_META));
+    }
+
+    #[test]
+    fn the_page_is_configured() {
+        let page = IndexPage::new(8, Some("https://api.example.com/otp"));
+        assert!(page.html.contains(r#"<meta name="otpgate-code-length" content="8">"#));
+        assert!(page.html.contains(r#"<meta name="otpgate-api-base" content="https://api.example.com/otp">"#));
+        let csp = page.csp.to_str().unwrap();
+        assert!(csp.contains("connect-src 'self' https://api.example.com;"), "{csp}");
+        let plain = IndexPage::new(6, None);
+        assert_eq!(plain.html, INDEX_HTML);
+        assert_eq!(plain.csp.to_str().unwrap(), CSP);
+    }
+
+    #[test]
+    fn api_bases() {
+        assert_eq!(check_api_base("https://api.example.com"), Ok("https://api.example.com"));
+        assert_eq!(check_api_base("http://localhost:8080/otp/"), Ok("http://localhost:8080"));
+        for bad in ["https://api.example.com/a?b", "https://*.example.com", "api.example.com", "https://x/a b"] {
+            assert!(check_api_base(bad).is_err(), "{bad}");
+        }
+    }
 }

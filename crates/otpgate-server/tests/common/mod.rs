@@ -30,7 +30,7 @@ pub fn test_config(dir: &TempDir) -> Config {
     let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
     Config {
         listen: "127.0.0.1:0".into(),
-        store: otpgate_server::config::StoreConfig { hot: db.clone(), durable: db },
+        store: otpgate_server::config::StoreConfig { hot: db.clone(), durable: db, ..Default::default() },
         ..Config::default()
     }
 }

@@ -11,19 +11,23 @@ use async_trait::async_trait;
 use otpgate_core::limits::{LimitDecision, LimitRule, gcra};
 use otpgate_core::store::{Denied, NewCode};
 use otpgate_core::{
-    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
-    Verification, VerificationId, VerificationStatus, VerificationStore,
+    AttemptOutcome, Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError,
+    Timestamp, Verification, VerificationId, VerificationStatus, VerificationStore,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{AssertSqlSafe, Row, SqlSafeStr, Sqlite, SqlitePool, Transaction};
 
+mod idempotency;
+mod privacy;
 mod sessions;
 
 /// The schema, embedded in the binary so a fresh file is ready without any tool.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "verifications", include_str!("../../migrations/sqlite/0001_verifications.sql")),
     (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
+    (3, "idempotency", include_str!("../../migrations/sqlite/0003_idempotency.sql")),
+    (10, "counters", include_str!("../../migrations/sqlite/0010_counters.sql")),
 ];
 
 #[derive(Clone, Debug)]
@@ -41,7 +45,9 @@ impl SqliteStore {
             // NORMAL in WAL mode: durable against a crash of the process, fsync at checkpoints.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted rows are overwritten with zeros, not left in free space (erasure, retention).
+            .pragma("secure_delete", "on");
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -304,7 +310,8 @@ impl VerificationStore for SqliteStore {
             return Ok(CheckOutcome::Exhausted);
         }
         let Some(stored) = v.code_digest else {
-            return Err(StoreError::Internal("verification holds no local code".into()));
+            // The provider holds this code: nothing to compare or count here.
+            return Ok(CheckOutcome::Remote(v));
         };
         let outcome = if stored.ct_eq(candidate) {
             sqlx::query("UPDATE verifications SET status = 'approved', ended_at = ? WHERE id = ?")
@@ -355,6 +362,94 @@ impl VerificationStore for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
         Ok(())
     }
+
+    async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<otpgate_core::privacy::PurgeCounts, StoreError> {
+        self.purge_impl(before, now).await
+    }
+
+    async fn export_phone(
+        &self,
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<otpgate_core::privacy::HotRecords, StoreError> {
+        self.export_phone_impl(phone, limit_keys).await
+    }
+
+    async fn delete_phone(
+        &self,
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<otpgate_core::privacy::HotDeleted, StoreError> {
+        self.delete_phone_impl(phone, limit_keys).await
+    }
+
+    async fn mark_remote(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE verifications SET provider_ref = ?, code_digest = NULL WHERE id = ?")
+            .bind(provider_ref)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn count_attempt(&self, id: &VerificationId, now: Timestamp) -> Result<AttemptOutcome, StoreError> {
+        // One statement: the WHERE clause is the whole decision, so concurrent callers can
+        // never count past the maximum.
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE verifications SET attempts = attempts + 1 \
+             WHERE id = ? AND status = 'pending' AND expires_at > ? AND attempts < max_attempts \
+             RETURNING {VERIFICATION_COLUMNS}"
+        )))
+        .bind(id.as_str())
+        .bind(now.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        if let Some(row) = row {
+            return Ok(AttemptOutcome::Counted(verification_from_row(&row)?));
+        }
+        let state = sqlx::query("SELECT status, expires_at FROM verifications WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(match state {
+            Some(row) => {
+                let status: String = row.try_get("status").map_err(classify)?;
+                let expires_at: i64 = row.try_get("expires_at").map_err(classify)?;
+                if (status == "pending" || status == "dead") && now.0 < expires_at {
+                    AttemptOutcome::Exhausted
+                } else {
+                    AttemptOutcome::NotFound
+                }
+            }
+            None => AttemptOutcome::NotFound,
+        })
+    }
+
+    async fn approve(&self, id: &VerificationId, now: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE verifications SET status = 'approved', ended_at = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now.0)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn finish(&self, id: &VerificationId, status: VerificationStatus, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE verifications SET status = ?, ended_at = ? WHERE id = ? AND status = 'pending'")
+            .bind(status.as_str())
+            .bind(now.0)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -397,5 +492,40 @@ impl RateLimiter for SqliteStore {
         }
         tx.commit().await.map_err(classify)?;
         Ok(Ok(()))
+    }
+
+    async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {
+        for key in keys {
+            sqlx::query("DELETE FROM rate_limits WHERE key = ?")
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    async fn incr_counter(&self, key: &str, bucket: i64, expires_at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO counters (key, bucket, count, expires_at) VALUES (?, ?, 1, ?) \
+             ON CONFLICT (key, bucket) DO UPDATE SET count = count + 1",
+        )
+        .bind(key)
+        .bind(bucket)
+        .bind(expires_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError> {
+        let sum: Option<i64> = sqlx::query_scalar("SELECT SUM(count) FROM counters WHERE key = ? AND bucket >= ?")
+            .bind(key)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(sum.unwrap_or(0).max(0) as u64)
     }
 }

@@ -175,6 +175,8 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
+        // Erased means gone from the files too, not only from the tables (see `privacy`).
+        self.scrub().await;
         Ok(Some(user))
     }
 
@@ -185,5 +187,19 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(classify)?;
         Ok(done.rows_affected())
+    }
+
+    async fn export_user_by_phone(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Option<otpgate_core::privacy::UserRecords>, StoreError> {
+        self.export_user_impl(phone).await
+    }
+
+    async fn delete_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+        match self.user_id_by_phone(phone).await?.as_deref().and_then(UserId::parse) {
+            Some(id) => self.delete_user(&id).await,
+            None => Ok(None),
+        }
     }
 }

@@ -1,0 +1,62 @@
+//! `POST /v1/sms/status`: Twilio Messaging's delivery receipts. Only calls signed with the
+//! account's auth token over the exact configured URL are believed; each outcome is counted by
+//! country (undelivered texts are both a support signal and an SMS-pumping signal).
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use otpgate_api::ErrorBody;
+use otpgate_core::OtpError;
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// Where Twilio reports delivery, and the token its signatures are made with.
+#[derive(Clone)]
+pub struct StatusCallback {
+    pub url: String,
+    pub auth_token: secrecy::SecretString,
+}
+
+/// Delivery receipt from Twilio Messaging (form-encoded, signed with `X-Twilio-Signature`).
+#[utoipa::path(
+    post,
+    path = "/v1/sms/status",
+    tag = "providers",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "Twilio's status-callback form"),
+    responses(
+        (status = 204, description = "Accepted"),
+        (status = 401, description = "unauthorized: missing or wrong signature", body = ErrorBody),
+        (status = 404, description = "Status callbacks are not configured", body = ErrorBody),
+    )
+)]
+pub async fn status_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(params): Form<Vec<(String, String)>>,
+) -> Result<StatusCode, ApiError> {
+    let Some(callback) = &state.status_callback else {
+        return Err(ApiError::new(otpgate_api::ErrorCode::NotFound, "Not found."));
+    };
+    let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !otpgate_sms::callback::verify_signature(&callback.auth_token, &callback.url, &params, signature) {
+        tracing::warn!(event = "sms.delivery", outcome = "forged", "status callback with a missing or wrong signature");
+        return Err(OtpError::Unauthorized.into());
+    }
+    if let Some(report) = otpgate_sms::callback::parse_status_callback(&params) {
+        tracing::info!(
+            event = "sms.delivery",
+            status = report.status.as_str(),
+            country = %report.country,
+            error_code = report.error_code,
+            message_sid = report.message_sid.as_deref().unwrap_or("-"),
+        );
+        metrics::counter!(
+            "otpgate_sms_delivery_total",
+            "status" => report.status.as_str(),
+            "country" => report.country.clone(),
+        )
+        .increment(1);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

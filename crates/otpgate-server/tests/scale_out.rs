@@ -1,0 +1,124 @@
+//! Two otpgate instances on one Redis (hot) and one PostgreSQL (durable), as behind a load
+//! balancer: a code sent through one is approved through the other, and limits and attempt caps
+//! hold across both. Needs `OTPGATE_TEST_REDIS_URL` and `OTPGATE_TEST_DATABASE_URL`; skips
+//! with a notice otherwise. Each test has its own Redis key prefix and Postgres schema.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use otpgate_core::verification::random_base62;
+use otpgate_server::Overrides;
+use otpgate_store::postgres::{PgOptions, PgStore};
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Two apps sharing stores, HMAC key and signing keys; `None` when the services are not set.
+async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> Option<(TestApp, TestApp, tempfile::TempDir)> {
+    let (Some(redis), Some(database)) = (env("OTPGATE_TEST_REDIS_URL"), env("OTPGATE_TEST_DATABASE_URL")) else {
+        eprintln!("skipped: OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL must both be set");
+        return None;
+    };
+    // A schema of its own, created (and migrated) first; the apps reach it through search_path.
+    let schema = format!("otpgate_test_{}", random_base62(12).to_lowercase());
+    let options = PgOptions { schema: Some(schema.clone()), ..Default::default() };
+    PgStore::connect(&database, options).await.expect("connect to OTPGATE_TEST_DATABASE_URL");
+    let sep = if database.contains('?') { '&' } else { '?' };
+    let durable = format!("{database}{sep}options=-c%20search_path%3D{schema}");
+    let prefix = format!("otpgate-test:{}:", random_base62(12));
+    let shared = tempfile::tempdir().unwrap();
+    let keys = shared.path().join("signing-keys.json");
+    let configure = |c: &mut otpgate_server::Config| {
+        c.store.hot = redis.clone();
+        c.store.durable = durable.clone();
+        c.store.redis_key_prefix = prefix.clone();
+        c.secrets.hmac_key = Some(SecretString::from("k".repeat(40)));
+        c.sessions.keys_file = Some(keys.clone());
+        extra(c);
+    };
+    let a = spawn_with(configure, Overrides::default()).await;
+    let b = spawn_with(configure, Overrides::default()).await;
+    Some((a, b, shared))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_sent_through_one_instance_is_approved_through_the_other() {
+    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let phone = "+14155550141";
+    assert!((a.send(phone).await.status / 100) == 2);
+    let code = a.inbox_code(phone).await;
+    let reply = b.check(phone, &code).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(a.check(phone, &code).await.error_code(), "verification_not_found", "single use across instances");
+    assert_eq!(b.get("/readyz").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sends_spread_over_both_instances_share_the_phone_limit() {
+    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let phone = "+14155550142";
+    // Each app has its own manual clock, started a few ms apart (like two hosts): a second
+    // more than each cooldown covers that skew.
+    let both = |d: Duration| {
+        a.advance(d);
+        b.advance(d);
+    };
+    assert!((a.send(phone).await.status / 100) == 2);
+    both(Duration::from_secs(31));
+    assert!((b.send(phone).await.status / 100) == 2, "resend after the cooldown");
+    both(Duration::from_secs(61));
+    let reply = a.send(phone).await;
+    assert_eq!(reply.status / 100, 2, "{}", reply.text);
+    both(Duration::from_secs(122));
+    // Three sends within a few real seconds: the limit runs on Redis's clock, shared by both.
+    let reply = b.send(phone).await;
+    assert_eq!(reply.status, 429, "{}", reply.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_wrong_codes_spread_over_both_evaluate_at_most_five() {
+    // The stores' own guarantee, with the check limits out of the way.
+    let no_check_limits = |c: &mut otpgate_server::Config| {
+        c.limits.phone_check_failures.count = 0;
+        c.limits.ip_check.count = 0;
+    };
+    let Some((a, b, _keep)) = pair(no_check_limits).await else { return };
+    let phone = "+14155550143";
+    assert!((a.send(phone).await.status / 100) == 2);
+    let code = a.inbox_code(phone).await;
+    let mut tasks = JoinSet::new();
+    for i in 0..50 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (client, url) = (app.client.clone(), app.url("/v1/verifications/check"));
+        let mut guess = format!("{:06}", 100_000 + i);
+        if guess == code {
+            guess = format!("{:06}", 999_999 - i);
+        }
+        tasks.spawn(async move {
+            let r = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"phone":"{phone}","code":"{guess}"}}"#))
+                .send()
+                .await
+                .unwrap();
+            let body: serde_json::Value = r.json().await.unwrap();
+            body["error"]["code"].as_str().unwrap().to_owned()
+        });
+    }
+    let (mut invalid, mut locked) = (0, 0);
+    while let Some(code) = tasks.join_next().await {
+        match code.unwrap().as_str() {
+            "invalid_code" => invalid += 1,
+            "too_many_attempts" => locked += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((invalid, locked), (4, 46));
+    assert_eq!(b.check(phone, &code).await.error_code(), "too_many_attempts");
+}

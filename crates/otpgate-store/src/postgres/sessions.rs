@@ -1,0 +1,227 @@
+//! Users and refresh tokens in PostgreSQL. Writes that read before they decide (sign-in, rotation)
+//! lock what they read (`FOR UPDATE`, or an insert that waits on a conflicting one), so two instances
+//! can never both spend one refresh token or both create one user.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
+use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::{PgStore, classify};
+
+fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
+    let id: String = row.try_get("id").map_err(classify)?;
+    Ok(User {
+        id: UserId::parse(&id).ok_or_else(|| StoreError::Internal("corrupt user row: id".into()))?,
+        phone: row.try_get("phone").map_err(classify)?,
+        created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
+    })
+}
+
+impl PgStore {
+    async fn sign_in_raw(
+        &self,
+        phone: &PhoneNumber,
+        new_id: UserId,
+        first: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(User, bool), StoreError> {
+        let mut tx = self.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, phone, created_at) VALUES ($1, $2, $3) ON CONFLICT (phone) DO NOTHING \
+             RETURNING id, phone, created_at",
+        )
+        .bind(new_id.as_str())
+        .bind(phone.e164())
+        .bind(now.0)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let (user, created) = match inserted {
+            Some(row) => (user_from_row(&row)?, true),
+            None => {
+                let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE phone = $1")
+                    .bind(phone.e164())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+                (user_from_row(&row)?, false)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(first.digest.as_bytes().as_slice())
+        .bind(user.id.as_str())
+        .bind(first.family.as_str())
+        .bind(first.channel.as_str())
+        .bind(now.0)
+        .bind(first.expires_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok((user, created))
+    }
+
+    async fn find_user_raw(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn rotate_refresh_token_raw(
+        &self,
+        presented: &CodeDigest,
+        next: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut tx = self.begin().await?;
+        // The join drops tokens whose user is gone (the foreign key cascades anyway).
+        let row = sqlx::query(
+            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
+             FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1 FOR UPDATE OF t",
+        )
+        .bind(presented.as_bytes().as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(row) = row else { return Ok(RotateOutcome::Invalid) };
+        let family: String = row.try_get("family").map_err(classify)?;
+        let channel: String = row.try_get("channel").map_err(classify)?;
+        let channel = Channel::from_str(&channel)
+            .map_err(|_| StoreError::Internal("corrupt refresh token row: channel".into()))?;
+        let expires_at: i64 = row.try_get("expires_at").map_err(classify)?;
+        let used_at: Option<i64> = row.try_get("used_at").map_err(classify)?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(classify)?;
+        if revoked_at.is_some() || now.0 >= expires_at {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if used_at.is_some() {
+            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+                .bind(now.0)
+                .bind(&family)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            return Ok(RotateOutcome::Reused);
+        }
+        let user = user_from_row(&row)?;
+        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE digest = $2")
+            .bind(now.0)
+            .bind(presented.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(next.digest.as_bytes().as_slice())
+        .bind(user.id.as_str())
+        .bind(&family)
+        .bind(channel.as_str())
+        .bind(now.0)
+        .bind(next.expires_at.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(RotateOutcome::Rotated { user, channel })
+    }
+
+    async fn revoke_refresh_family_raw(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
+        // One statement, so it is atomic without an explicit transaction.
+        let done = sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+             AND family = (SELECT family FROM refresh_tokens WHERE digest = $2)",
+        )
+        .bind(now.0)
+        .bind(presented.as_bytes().as_slice())
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user_raw(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("DELETE FROM users WHERE id = $1 RETURNING id, phone, created_at")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        // The foreign key cascades; say it outright rather than rely on it.
+        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+            .bind(user.id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("DELETE FROM verifications WHERE phone = $1")
+            .bind(&user.phone)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(user))
+    }
+
+    async fn purge_expired_refresh_tokens_raw(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+            .bind(now.0)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Every operation within the store's timeout, so a server that stops answering cannot hang one.
+#[async_trait]
+impl SessionStore for PgStore {
+    async fn sign_in(
+        &self,
+        phone: &PhoneNumber,
+        new_id: UserId,
+        first: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<(User, bool), StoreError> {
+        self.timed(self.sign_in_raw(phone, new_id, first, now)).await
+    }
+
+    async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.timed(self.find_user_raw(id)).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &CodeDigest,
+        next: &NewRefreshToken,
+        now: Timestamp,
+    ) -> Result<RotateOutcome, StoreError> {
+        self.timed(self.rotate_refresh_token_raw(presented, next, now)).await
+    }
+
+    async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
+        self.timed(self.revoke_refresh_family_raw(presented, now)).await
+    }
+
+    async fn delete_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.timed(self.delete_user_raw(id)).await
+    }
+
+    async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.timed(self.purge_expired_refresh_tokens_raw(now)).await
+    }
+}

@@ -1,0 +1,156 @@
+//! The retention / export / erasure contract for hot stores that implement `purge`,
+//! `export_phone` and `delete_phone` (SQLite, Postgres). Stores whose rows expire on their own
+//! (Redis) keep the trait defaults and do not run it. `privacy_contract_tests!` writes one
+//! `#[tokio::test]` per check, like `contract_tests!`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otpgate_core::limits::{LimitRule, LimitScope, Rate};
+use otpgate_core::privacy::phone_limit_keys;
+use otpgate_core::store::NewCode;
+use otpgate_core::{
+    Channel, CheckOutcome, Code, CodeHasher, IssueOutcome, PhoneNumber, Policy, Timestamp, VerificationId,
+};
+
+use crate::contract::{Backend, phone};
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+const MIN: Duration = Duration::from_secs(60);
+
+fn hasher() -> CodeHasher {
+    CodeHasher::new(&[7u8; 32]).expect("32-byte key")
+}
+
+fn new_code(p: &PhoneNumber, code: &str) -> NewCode {
+    NewCode {
+        id: VerificationId::generate(),
+        phone: p.clone(),
+        channel: Channel::Sms,
+        code_digest: Some(hasher().digest(p, &Code::parse(code, 6).expect("6 digits"))),
+    }
+}
+
+async fn issue(store: &dyn Backend, p: &PhoneNumber, now: Timestamp) -> VerificationId {
+    match store.issue(new_code(p, "123456"), now, &Policy::default()).await.expect("issue") {
+        IssueOutcome::Created(v) => v.id,
+        other => panic!("expected Created, got {other:?}"),
+    }
+}
+
+fn at(minutes: u64) -> Timestamp {
+    T0.plus(MIN * minutes as u32)
+}
+
+/// Ended rows (approved, cancelled, dead) and pending rows past their expiry go once the cut-off
+/// passes them; live rows and rows that ended after the cut-off stay.
+pub async fn purge_deletes_only_what_ended_before_the_cutoff(store: Arc<dyn Backend>) {
+    let (approved, expired, cancelled, live, recent) =
+        (phone(6001), phone(6002), phone(6003), phone(6004), phone(6005));
+    issue(&*store, &approved, at(0)).await;
+    let digest = hasher().digest(&approved, &Code::parse("123456", 6).unwrap());
+    assert!(matches!(store.check(&approved, &digest, at(1)).await.unwrap(), CheckOutcome::Approved(_)));
+    issue(&*store, &expired, at(0)).await; // expires at 2 min, never ended
+    let id = issue(&*store, &cancelled, at(0)).await;
+    store.cancel(&id, at(1)).await.unwrap();
+    issue(&*store, &live, at(9)).await; // expires at 11 min
+    let id = issue(&*store, &recent, at(9)).await;
+    store.cancel(&id, at(9)).await.unwrap(); // ended after the cut-off
+
+    let counts = store.purge(at(5), at(10)).await.expect("purge");
+    assert_eq!(counts.verifications, 3, "{counts:?}");
+    for (p, left) in [(&approved, 0), (&expired, 0), (&cancelled, 0), (&live, 1), (&recent, 1)] {
+        let records = store.export_phone(p, &[]).await.expect("export");
+        assert_eq!(records.verifications.len(), left, "{}", p.masked());
+    }
+    // Idempotent: nothing left to delete.
+    assert_eq!(store.purge(at(5), at(10)).await.unwrap().verifications, 0);
+}
+
+/// A limit row goes only once it is spent (its bucket refilled), so purging never grants quota.
+pub async fn purge_deletes_only_spent_limits(store: Arc<dyn Backend>) {
+    let rule = [LimitRule::new(LimitScope::PhoneSend, "contract:purge", Rate::new(3, Duration::from_secs(60)))];
+    for _ in 0..3 {
+        store.acquire(&rule, T0).await.unwrap().expect("allowed");
+    }
+    // All three taken at T0: the bucket refills one every 20 s, fully at T0 + 60 s.
+    let counts = store.purge(T0, T0.plus(Duration::from_secs(30))).await.unwrap();
+    assert_eq!(counts.limits, 0, "not spent yet");
+    store.acquire(&rule, T0.plus(Duration::from_secs(30))).await.unwrap().expect("allowed");
+    assert!(store.acquire(&rule, T0.plus(Duration::from_secs(30))).await.unwrap().is_err(), "the state was kept");
+    let counts = store.purge(T0, T0.plus(Duration::from_secs(120))).await.unwrap();
+    assert_eq!(counts.limits, 1);
+    assert_eq!(store.purge(T0, T0.plus(Duration::from_secs(120))).await.unwrap().limits, 0);
+}
+
+/// More rows than one batch, and several sweepers at once: every row is deleted exactly once.
+pub async fn concurrent_purges_delete_every_row_once(store: Arc<dyn Backend>) {
+    const N: u32 = 1_100;
+    for n in 0..N {
+        let p = phone(n);
+        let id = issue(&*store, &p, T0).await;
+        store.cancel(&id, T0).await.unwrap();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let store = store.clone();
+        tasks.spawn(async move { store.purge(at(60), at(60)).await.expect("purge") });
+    }
+    let mut total = 0;
+    while let Some(counts) = tasks.join_next().await {
+        total += counts.unwrap().verifications;
+    }
+    assert_eq!(total, u64::from(N));
+}
+
+/// Export names what is held (no digests exist in the records); erasure removes it, limits too.
+pub async fn export_then_delete_by_phone(store: Arc<dyn Backend>) {
+    let p = phone(7001);
+    let other = phone(7002);
+    let keys = phone_limit_keys(&hasher(), &p);
+    let rules: Vec<LimitRule> =
+        keys.iter().map(|k| LimitRule::new(LimitScope::PhoneSend, k.clone(), Rate::new(3, MIN))).collect();
+    store.acquire(&rules, T0).await.unwrap().expect("allowed");
+    let id = issue(&*store, &p, T0).await;
+    store.cancel(&id, at(1)).await.unwrap();
+    issue(&*store, &p, at(2)).await;
+    issue(&*store, &other, at(2)).await;
+
+    let records = store.export_phone(&p, &keys).await.expect("export");
+    assert_eq!(records.verifications.len(), 2);
+    assert_eq!(records.verifications[0].id, id.as_str());
+    assert_eq!(records.verifications[0].status, "canceled");
+    assert_eq!(records.verifications[0].ended_at, Some(at(1)));
+    assert_eq!(records.verifications[1].status, "pending");
+    assert_eq!(records.limits.len(), keys.len());
+
+    let deleted = store.delete_phone(&p, &keys).await.expect("delete");
+    assert_eq!((deleted.verifications, deleted.limits), (2, keys.len() as u64));
+    let records = store.export_phone(&p, &keys).await.unwrap();
+    assert!(records.verifications.is_empty() && records.limits.is_empty(), "{records:?}");
+    assert_eq!(store.export_phone(&other, &[]).await.unwrap().verifications.len(), 1, "other numbers stay");
+}
+
+#[macro_export]
+macro_rules! privacy_contract_tests {
+    ($make:expr) => {
+        $crate::privacy_contract_tests!(@each $make;
+            purge_deletes_only_what_ended_before_the_cutoff,
+            purge_deletes_only_spent_limits,
+            concurrent_purges_delete_every_row_once,
+            export_then_delete_by_phone,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let store: Option<std::sync::Arc<dyn $crate::contract::Backend>> = $make.await;
+                match store {
+                    Some(store) => $crate::privacy_contract::$name(store).await,
+                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,147 @@
+//! The storage contract against one Redis server (`OTPGATE_TEST_REDIS_URL`, e.g.
+//! `redis://127.0.0.1:6379`), plus what only Redis has to prove: every key has a TTL, codes are
+//! stored as digests, limits on Redis's own clock. Each test uses its own key prefix, so tests
+//! run in parallel on one server. Without the variable every test skips with a notice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use otpgate_core::limits::{LimitRule, LimitScope, Rate};
+use otpgate_core::store::NewCode;
+use otpgate_core::verification::random_base62;
+use otpgate_core::{
+    Channel, CheckOutcome, Clock, Code, CodeHasher, IssueOutcome, Policy, RateLimiter, SystemClock, VerificationId,
+    VerificationStore,
+};
+use otpgate_store::contract::{Backend, phone};
+use otpgate_store::redis::{KEY_GRACE, LimitClock, RedisOptions, RedisStore};
+
+fn url() -> Option<String> {
+    std::env::var("OTPGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty())
+}
+
+async fn store(limit_clock: LimitClock) -> Option<RedisStore> {
+    let url = url()?;
+    let options =
+        RedisOptions { key_prefix: format!("otpgate-test:{}:", random_base62(12)), limit_clock, ..Default::default() };
+    Some(RedisStore::connect(&url, options).await.expect("connect to OTPGATE_TEST_REDIS_URL"))
+}
+
+async fn fresh() -> Option<Arc<dyn Backend>> {
+    Some(Arc::new(store(LimitClock::Caller).await?))
+}
+
+otpgate_store::contract_tests!(fresh());
+
+fn skip(name: &str) {
+    eprintln!("skipped {name}: OTPGATE_TEST_REDIS_URL is not set");
+}
+
+#[tokio::test]
+async fn every_key_has_a_ttl_and_codes_are_digests() {
+    let Some(store) = store(LimitClock::Caller).await else { return skip("every_key_has_a_ttl") };
+    let now = SystemClock.now();
+    let policy = Policy::default();
+    let hasher = CodeHasher::new(&[3u8; 32]).unwrap();
+    for n in 0..3 {
+        let p = phone(500 + n);
+        let code = Code::parse("123456", 6).unwrap();
+        let new = NewCode {
+            id: VerificationId::generate(),
+            phone: p.clone(),
+            channel: Channel::Sms,
+            code_digest: Some(hasher.digest(&p, &code)),
+        };
+        let IssueOutcome::Created(v) = store.issue(new, now, &policy).await.unwrap() else { panic!() };
+        store.set_provider_ref(&v.id, "VE123").await.unwrap();
+        // A dead verification and its successor (the dead one moves aside, keeping its TTL).
+        for _ in 0..policy.max_attempts {
+            store.check(&p, &hasher.digest(&p, &Code::parse("000000", 6).unwrap()), now).await.unwrap();
+        }
+        let new = NewCode {
+            id: VerificationId::generate(),
+            phone: p.clone(),
+            channel: Channel::Sms,
+            code_digest: Some(hasher.digest(&p, &code)),
+        };
+        assert!(matches!(store.issue(new, now, &policy).await.unwrap(), IssueOutcome::Created(_)));
+    }
+    let rate = Rate::new(3, Duration::from_secs(60));
+    store
+        .acquire(&[LimitRule::new(LimitScope::PhoneSend, "send:phone:+14155550500", rate)], now)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let keys = store.ttls().await.unwrap();
+    // Per phone: current, previous, two id keys; plus one limit key.
+    assert_eq!(keys.len(), 3 * 4 + 1, "{keys:?}");
+    let longest = (policy.code_ttl + KEY_GRACE).as_millis() as i64;
+    for (key, ttl) in &keys {
+        assert!(*ttl > 0 && *ttl <= longest, "{key} has TTL {ttl} ms");
+        if key.contains("rl:") {
+            assert!(*ttl <= 20_000, "a limit key lives until its arrival time passes: {key} {ttl}");
+        }
+    }
+    // Hashed at rest: the code is nowhere, its keyed digest is.
+    let client = redis::Client::open(url().unwrap()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for (key, _) in keys.iter().filter(|(k, _)| k.contains(":v:")) {
+        let fields: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(key).query_async(&mut conn).await.unwrap();
+        let all: Vec<u8> = fields.concat();
+        assert!(!all.windows(6).any(|w| w == b"123456"), "{key} holds the code");
+        assert!(fields.iter().any(|f| f.len() == 32), "{key} holds a digest");
+    }
+}
+
+#[tokio::test]
+async fn limits_run_on_the_redis_clock() {
+    let Some(store) = store(LimitClock::Redis).await else { return skip("limits_run_on_the_redis_clock") };
+    let rule = [LimitRule::new(LimitScope::PhoneSend, "send:phone:x", Rate::new(3, Duration::from_secs(60)))];
+    // The passed `now` is ignored: a time far in the past or future changes nothing.
+    for now in [0, i64::MAX / 4, 1_800_000_000_000] {
+        assert!(store.acquire(&rule, otpgate_core::Timestamp(now)).await.unwrap().is_ok());
+    }
+    let denied = store.acquire(&rule, otpgate_core::Timestamp(0)).await.unwrap().unwrap_err();
+    assert!(
+        denied.retry_after > Duration::from_secs(19) && denied.retry_after <= Duration::from_secs(20),
+        "{denied:?}"
+    );
+}
+
+#[tokio::test]
+async fn expired_keys_are_gone_from_redis() {
+    let Some(store) = store(LimitClock::Redis).await else { return skip("expired_keys_are_gone_from_redis") };
+    // A limit of 10 per 200 ms: its key lives at most one interval after the take.
+    let rule = [LimitRule::new(LimitScope::PhoneSend, "send:phone:ttl", Rate::new(10, Duration::from_millis(200)))];
+    store.acquire(&rule, SystemClock.now()).await.unwrap().unwrap();
+    assert_eq!(store.ttls().await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(store.ttls().await.unwrap().is_empty(), "the spent limit key expired");
+}
+
+#[tokio::test]
+async fn a_key_prefix_with_braces_is_refused() {
+    let Some(url) = url() else { return skip("a_key_prefix_with_braces_is_refused") };
+    let options = RedisOptions { key_prefix: "bad{".into(), ..Default::default() };
+    assert!(RedisStore::connect(&url, options).await.is_err());
+}
+
+#[tokio::test]
+async fn erasing_a_phone_removes_its_verifications() {
+    let Some(store) = store(LimitClock::Caller).await else { return skip("erasing_a_phone") };
+    let now = SystemClock.now();
+    let p = phone(600);
+    let hasher = CodeHasher::new(&[3u8; 32]).unwrap();
+    let code = Code::parse("123456", 6).unwrap();
+    let new = NewCode {
+        id: VerificationId::generate(),
+        phone: p.clone(),
+        channel: Channel::Sms,
+        code_digest: Some(hasher.digest(&p, &code)),
+    };
+    store.issue(new, now, &Policy::default()).await.unwrap();
+    store.forget_phone(p.e164()).await.unwrap();
+    assert!(matches!(store.check(&p, &hasher.digest(&p, &code), now).await.unwrap(), CheckOutcome::NotFound));
+    assert!(store.ttls().await.unwrap().is_empty());
+}

@@ -1,0 +1,87 @@
+//! `otpgate send` and `otpgate check`: the built binary against a server spawned in the test.
+
+use std::process::{Command, Output};
+
+use otpgate_server::config::StoreConfig;
+use otpgate_server::{Application, Config, Overrides};
+use serde_json::Value;
+
+/// The development test number and its fixed code.
+const TEST_PHONE: &str = "+15005550006";
+const TEST_CODE: &str = "123456";
+
+async fn spawn_server(dir: &tempfile::TempDir) -> String {
+    let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        store: StoreConfig { hot: db.clone(), durable: db, ..Default::default() },
+        ..Config::default()
+    };
+    let app = Application::build(&config, Overrides::default()).await.expect("app builds");
+    let url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped(std::future::pending()));
+    url
+}
+
+async fn otpgate(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_otpgate")).args(&args).output().expect("the binary runs")
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout_json(out: &Output) -> Value {
+    assert!(out.status.success(), "failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_then_check_prints_the_verification_and_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = spawn_server(&dir).await;
+
+    let sent = stdout_json(&otpgate(&["send", TEST_PHONE, "--url", &url]).await);
+    assert_eq!(sent["status"], "pending");
+    assert_eq!(sent["channel"], "sms");
+    assert!(sent["id"].as_str().unwrap().starts_with("vf_"));
+
+    let approved = stdout_json(&otpgate(&["check", TEST_PHONE, TEST_CODE, "--url", &url]).await);
+    assert_eq!(approved["status"], "approved");
+    assert_eq!(approved["user"]["phone"], TEST_PHONE);
+    assert!(approved["session"]["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_errors_print_the_message_and_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = spawn_server(&dir).await;
+
+    let out = otpgate(&["send", "+1 555", "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("doesn't look like a valid phone number") && err.contains("invalid_phone"), "{err}");
+
+    stdout_json(&otpgate(&["send", TEST_PHONE, "--url", &url]).await);
+    let out = otpgate(&["check", TEST_PHONE, "654321", "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("invalid_code") && err.contains("4 attempts left"), "{err}");
+
+    let out = otpgate(&["send", TEST_PHONE, "--url", &url, "--channel", "fax"]).await;
+    assert!(!out.status.success(), "clap refuses unknown channels");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_reported() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = otpgate(&["send", TEST_PHONE, "--url", &format!("http://127.0.0.1:{port}")]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot reach otpgate"), "{}", stderr(&out));
+}

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use crate::bot::{BotScope, BotVerifier};
 use crate::limits::{LimitRule, LimitScope, Rate};
 use crate::privacy;
-use crate::provider::{ProviderCheck, ProviderError, render_message};
+use crate::provider::{MessageTemplates, ProviderCheck, ProviderError};
 use crate::store::{AttemptOutcome, CheckOutcome, IssueOutcome, NewCode};
 use crate::tripwire::{self, TripwireState};
 use crate::{
@@ -32,6 +32,8 @@ pub struct ServiceSettings {
     pub app_name: String,
     /// Adds the WebOTP line (`@example.com #123456`) to messages.
     pub webotp_domain: Option<String>,
+    /// Message templates per locale.
+    pub templates: MessageTemplates,
     /// The optional bot check on send, and where it applies.
     pub bot_check: Option<(Arc<dyn BotVerifier>, BotScope)>,
 }
@@ -220,7 +222,8 @@ impl VerificationService {
         };
 
         if !is_test_number {
-            let text = render_message(
+            let text = self.settings.templates.render(
+                req.locale.as_deref(),
                 &self.settings.app_name,
                 &code,
                 self.settings.policy.code_ttl,
@@ -279,6 +282,7 @@ impl VerificationService {
         .increment(1);
         info!(
             event = "otp.send",
+            client_ip = req.client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
             outcome = if created { "created" } else { "resent" },
             phone = %masked,
             country = %country,
@@ -333,7 +337,13 @@ impl VerificationService {
             tripwire::record_approval(&*self.limiter, &self.settings.policy.tripwire, country, now).await;
         }
         metrics::counter!("otpgate_checks_total", "outcome" => label, "country" => country.to_owned()).increment(1);
-        info!(event = "otp.check", outcome = label, phone = %phone.masked(), country = %country);
+        info!(
+            event = "otp.check",
+            outcome = label,
+            phone = %phone.masked(),
+            country = %country,
+            client_ip = client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+        );
         result
     }
 

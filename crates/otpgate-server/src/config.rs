@@ -44,6 +44,10 @@ pub struct Config {
     pub regions: RegionsConfig,
     pub tripwire: TripwireConfig,
     pub bot_check: BotCheckConfig,
+    /// Message templates per locale (`en = "{code} is your {app} code…"`), added to or
+    /// replacing the built-in ones (en, es, fr, de, pt, it). Placeholders: `{code}` (exactly
+    /// once), `{app}`, `{minutes}`. The WebOTP line is appended automatically.
+    pub messages: BTreeMap<String, String>,
     pub provider: ProviderConfig,
     pub sessions: SessionsConfig,
     /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
@@ -451,6 +455,7 @@ impl Default for Config {
             regions: RegionsConfig::default(),
             tripwire: TripwireConfig::default(),
             bot_check: BotCheckConfig::default(),
+            messages: BTreeMap::new(),
             provider: ProviderConfig::default(),
             sessions: SessionsConfig::default(),
             test_numbers: None,
@@ -679,6 +684,13 @@ impl Config {
         Ok(out)
     }
 
+    pub fn message_templates(&self) -> Result<otpgate_core::provider::MessageTemplates, ConfigError> {
+        otpgate_core::provider::MessageTemplates::with_overrides(
+            self.messages.iter().map(|(l, t)| (l.as_str(), t.as_str())),
+        )
+        .map_err(|e| bad("messages", e))
+    }
+
     pub fn trusted_proxies(&self) -> Result<crate::client_ip::TrustedProxies, ConfigError> {
         crate::client_ip::TrustedProxies::parse(&self.http.trusted_proxies).map_err(|e| bad("http.trusted_proxies", e))
     }
@@ -737,6 +749,7 @@ impl Config {
             return Err(bad("tripwire.trickle", "period_secs must be positive"));
         }
         self.trusted_proxies()?;
+        self.message_templates()?;
         if let Some(kind) = self.bot_check.kind {
             if self.bot_check.secret.is_none() {
                 return Err(bad("bot_check.secret", format!("is required for {kind:?}")));
@@ -1000,6 +1013,8 @@ mod tests {
             let e = load(None, &vars).unwrap_err().to_string();
             assert!(e.contains(key), "{key}: {e}");
         }
+        let e = load(Some("[messages]\nen = \"no placeholder\"\n"), &[]).unwrap_err().to_string();
+        assert!(e.contains("messages") && e.contains("`en`"), "{e}");
         let e = load(Some("[test_numbers]\n\"+15005550006\" = \"12ab56\"\n"), &[]).unwrap_err().to_string();
         assert!(e.contains("test_numbers") && !e.contains("12ab56"), "{e}");
     }

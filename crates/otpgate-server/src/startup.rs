@@ -109,6 +109,7 @@ impl Application {
             app_name: config.app_name.clone(),
             webotp_domain: config.webotp_domain.clone(),
             bot_check: bot_check(config)?,
+            templates: config.message_templates()?,
         };
         let service = VerificationService::new(
             stores.verifications.clone(),

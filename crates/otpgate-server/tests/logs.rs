@@ -58,4 +58,7 @@ async fn logs_hold_masked_numbers_and_no_codes() {
         assert!(logs.contains(event), "missing {event}");
     }
     assert!(logs.contains("request_id"), "events carry the request id");
+    let check_event = logs.lines().find(|l| l.contains(r#""event":"otp.check""#)).expect("a check event");
+    assert!(check_event.contains(r#""client_ip":"127.0.0.1""#), "{check_event}");
+    assert!(check_event.contains(r#""country":"US""#), "{check_event}");
 }

@@ -50,6 +50,30 @@ async fn demo_inbox_flow_any_format_is_one_number() {
 }
 
 #[tokio::test]
+async fn message_follows_the_locale_and_carries_the_webotp_line() {
+    let app = spawn_with(
+        |c| {
+            c.app_name = "Acme".into();
+            c.webotp_domain = Some("acme.example".into());
+            c.messages.insert("pt-BR".into(), "Seu código {app}: {code} (vale {minutes} min)".into());
+        },
+        Default::default(),
+    )
+    .await;
+    let r = app.post_json("/v1/verifications", &json!({ "phone": PHONE, "locale": "pt-BR" })).await;
+    assert_eq!(r.status, 201);
+    let inbox = app.get("/dev/inbox").await.json();
+    let text = inbox["messages"][0]["text"].as_str().unwrap().to_owned();
+    let code = inbox["messages"][0]["code"].as_str().unwrap().to_owned();
+    assert_eq!(text, format!("Seu código Acme: {code} (vale 2 min)\n\n@acme.example #{code}"));
+
+    app.advance(Duration::from_secs(30));
+    app.post_json("/v1/verifications", &json!({ "phone": PHONE, "locale": "fr-CA" })).await;
+    let text = app.get("/dev/inbox").await.json()["messages"][0]["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("est votre code de vérification Acme"), "{text}");
+}
+
+#[tokio::test]
 async fn national_format_only_with_default_region() {
     let without = spawn_app().await;
     let r = without.send("(415) 555-0100").await;

@@ -55,8 +55,11 @@ pub async fn export(config: &Config, phone: &str) -> Result<Value, PrivacyError>
 /// Erases `phone`: the user, their refresh tokens, every verification and the limit counters.
 pub async fn erase(config: &Config, phone: &str) -> Result<Value, PrivacyError> {
     let o = open(config, phone).await?;
-    let hot = o.stores.verifications.delete_phone(&o.phone, &o.limit_keys).await?;
+    // The hot store first (so its counts are its own), but the user goes even if it fails: the
+    // error is reported after.
+    let hot = o.stores.verifications.delete_phone(&o.phone, &o.limit_keys).await;
     let user = o.stores.sessions.delete_user_by_phone(&o.phone).await?;
+    let hot = hot?;
     tracing::info!(
         event = "privacy.erase",
         phone = %o.phone.masked(),

@@ -133,7 +133,7 @@ impl Application {
             inbox,
             default_region: config.region()?,
             trusted_proxies: config.trusted_proxies()?,
-            idempotency: crate::stores::open_idempotency(config, &clock).await?,
+            idempotency: Some(crate::stores::idempotency(config, &stores, &clock)),
         }));
         let router = router(state, config);
         if let Some(sessions) = &sessions {

@@ -24,19 +24,15 @@ pub async fn open(config: &Config) -> Result<Stores, OpenError> {
     Ok(otpgate_store::open::open(&hot, &durable, &config.store.settings()).await?)
 }
 
-/// The `Idempotency-Key` store. Only SQLite has one so far (the hot store's file; a second,
-/// small pool on it); with Redis or Postgres the header is ignored, with a warning at start.
-pub async fn open_idempotency(
+/// The `Idempotency-Key` machinery over the hot store's entries (SQLite, Redis, Redis Cluster
+/// or Postgres: `Stores::idempotency`), with a lease of the request deadline + 5 s.
+pub fn idempotency(
     config: &Config,
+    stores: &Stores,
     clock: &std::sync::Arc<dyn otpgate_core::Clock>,
-) -> Result<Option<crate::idempotency::Idempotency>, OpenError> {
-    let otpgate_store::open::HotUrl::Sqlite(path) = config.store.urls()?.0 else {
-        tracing::warn!("Idempotency-Key is not supported with this store yet; the header is ignored");
-        return Ok(None);
-    };
-    let store = std::sync::Arc::new(otpgate_store::SqliteStore::open(&path).await?);
+) -> crate::idempotency::Idempotency {
     let timeout = std::time::Duration::from_secs(config.http.request_timeout_secs);
-    Ok(Some(crate::idempotency::Idempotency::new(store, clock.clone(), timeout)))
+    crate::idempotency::Idempotency::new(stores.idempotency.clone(), clock.clone(), timeout)
 }
 
 #[cfg(test)]

@@ -122,3 +122,27 @@ async fn fifty_wrong_codes_spread_over_both_evaluate_at_most_five() {
     assert_eq!((invalid, locked), (4, 46));
     assert_eq!(b.check(phone, &code).await.error_code(), "too_many_attempts");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotent_retry_through_the_other_instance_replays_the_first_answer() {
+    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let phone = "+14155550144";
+    let keyed = |app: &TestApp, key: &str| {
+        app.client
+            .post(app.url("/v1/verifications"))
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(serde_json::json!({ "phone": phone }).to_string())
+    };
+    let first = a.request(keyed(&a, "scale-out-1")).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = b.request(keyed(&b, "scale-out-1")).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.text, first.text, "the first answer, byte for byte");
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    // One message in all: sent by the first instance, none by the second.
+    for (app, sent) in [(&a, 1), (&b, 0)] {
+        let inbox = app.get(&format!("/dev/inbox?phone={}", phone.replace('+', "%2B"))).await;
+        assert_eq!(inbox.json()["messages"].as_array().map(Vec::len), Some(sent), "{}", inbox.text);
+    }
+}

@@ -12,7 +12,10 @@ pub mod postgres;
 
 pub mod open;
 
+mod wire;
+
 pub mod contract;
+pub mod idempotency_contract;
 pub mod privacy_contract;
 pub mod session_contract;
 

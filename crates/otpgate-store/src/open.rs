@@ -13,7 +13,7 @@
 //!
 //! When both roles name the same SQLite file or the same Postgres URL, one store serves both.
 //! Otherwise erasing a user also erases their verifications in the hot store, and readiness
-//! pings both.
+//! pings both. `Idempotency-Key` entries live in the hot store, whichever backend it is.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
 use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
@@ -155,6 +156,8 @@ pub struct Stores {
     pub verifications: Arc<dyn VerificationStore>,
     pub limits: Arc<dyn RateLimiter>,
     pub sessions: Arc<dyn SessionStore>,
+    /// `Idempotency-Key` entries, in the hot store (the same connection or pool).
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 /// Erases every verification of a phone; what the hot store must offer for erasing a user.
@@ -214,26 +217,36 @@ pub async fn open(hot: &HotUrl, durable: &DurableUrl, settings: &StoreSettings) 
         #[cfg(feature = "sqlite")]
         (HotUrl::Sqlite(a), DurableUrl::Sqlite(b)) if a == b => {
             let store = Arc::new(crate::SqliteStore::open(a).await?);
-            return Ok(Stores { verifications: store.clone(), limits: store.clone(), sessions: store });
+            return Ok(Stores {
+                verifications: store.clone(),
+                limits: store.clone(),
+                sessions: store.clone(),
+                idempotency: store,
+            });
         }
         #[cfg(feature = "postgres")]
         (HotUrl::Postgres(a), DurableUrl::Postgres(b)) if a == b => {
             let store = Arc::new(open_pg(a, settings).await?);
-            return Ok(Stores { verifications: store.clone(), limits: store.clone(), sessions: store });
+            return Ok(Stores {
+                verifications: store.clone(),
+                limits: store.clone(),
+                sessions: store.clone(),
+                idempotency: store,
+            });
         }
         _ => {}
     }
-    let hot: Arc<dyn Hot> = match hot {
+    let (hot, idempotency): (Arc<dyn Hot>, Arc<dyn IdempotencyStore>) = match hot {
         #[cfg(feature = "sqlite")]
-        HotUrl::Sqlite(path) => Arc::new(crate::SqliteStore::open(path).await?),
+        HotUrl::Sqlite(path) => both(crate::SqliteStore::open(path).await?),
         #[cfg(feature = "redis")]
-        HotUrl::Redis(url) => Arc::new(crate::redis::RedisStore::connect(url, redis_options(settings)).await?),
+        HotUrl::Redis(url) => both(crate::redis::RedisStore::connect(url, redis_options(settings)).await?),
         #[cfg(feature = "redis")]
         HotUrl::RedisCluster(nodes) => {
-            Arc::new(crate::redis::RedisStore::connect_cluster(nodes, redis_options(settings)).await?)
+            both(crate::redis::RedisStore::connect_cluster(nodes, redis_options(settings)).await?)
         }
         #[cfg(feature = "postgres")]
-        HotUrl::Postgres(url) => Arc::new(open_pg(url, settings).await?),
+        HotUrl::Postgres(url) => both(open_pg(url, settings).await?),
         #[allow(unreachable_patterns)]
         other => return Err(missing(feature_of_hot(other))),
     };
@@ -245,7 +258,14 @@ pub async fn open(hot: &HotUrl, durable: &DurableUrl, settings: &StoreSettings) 
         #[allow(unreachable_patterns)]
         other => return Err(missing(feature_of_durable(other))),
     };
-    Ok(split(hot, durable))
+    Ok(split(hot, durable, idempotency))
+}
+
+/// One hot store as both of its roles.
+#[allow(dead_code)]
+fn both<T: Hot + IdempotencyStore>(store: T) -> (Arc<dyn Hot>, Arc<dyn IdempotencyStore>) {
+    let store = Arc::new(store);
+    (store.clone(), store)
 }
 
 #[allow(dead_code)]
@@ -284,9 +304,9 @@ async fn open_pg(url: &str, settings: &StoreSettings) -> Result<crate::postgres:
     crate::postgres::PgStore::connect(url, options).await
 }
 
-fn split(hot: Arc<dyn Hot>, durable: Arc<dyn Durable>) -> Stores {
+fn split(hot: Arc<dyn Hot>, durable: Arc<dyn Durable>, idempotency: Arc<dyn IdempotencyStore>) -> Stores {
     let combined = Arc::new(Split { hot, durable });
-    Stores { verifications: combined.clone(), limits: combined.clone(), sessions: combined }
+    Stores { verifications: combined.clone(), limits: combined.clone(), sessions: combined, idempotency }
 }
 
 /// Two stores seen as one: verifications and limits from the hot one, sessions from the durable

@@ -1,7 +1,8 @@
-//! The retention / export / erasure contract for hot stores that implement `purge`,
-//! `export_phone` and `delete_phone` (SQLite, Postgres). Stores whose rows expire on their own
-//! (Redis) keep the trait defaults and do not run it. `privacy_contract_tests!` writes one
-//! `#[tokio::test]` per check, like `contract_tests!`.
+//! The retention / export / erasure contract for hot stores: `purge`, `export_phone` and
+//! `delete_phone` (SQLite, Postgres: all of it). Redis keys expire on their own, so Redis keeps
+//! `purge` a no-op and runs only the export/erasure checks that hold for a store that keeps no
+//! ended verification once a newer one replaces it (`privacy_contract_tests!(@each …; …)`).
+//! `privacy_contract_tests!` writes one `#[tokio::test]` per check, like `contract_tests!`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,6 +132,47 @@ pub async fn export_then_delete_by_phone(store: Arc<dyn Backend>) {
     assert_eq!(store.export_phone(&other, &[]).await.unwrap().verifications.len(), 1, "other numbers stay");
 }
 
+/// Export and erasure of what every hot store keeps: a verification killed by wrong codes and
+/// its successor, and the phone's limits. Erasure is idempotent and touches no other number.
+pub async fn export_then_delete_dead_and_current(store: Arc<dyn Backend>) {
+    let p = phone(7101);
+    let other = phone(7102);
+    let keys = phone_limit_keys(&hasher(), &p);
+    let rules: Vec<LimitRule> =
+        keys.iter().map(|k| LimitRule::new(LimitScope::PhoneSend, k.clone(), Rate::new(3, MIN))).collect();
+    store.acquire(&rules, T0).await.unwrap().expect("allowed");
+    let dead = issue(&*store, &p, T0).await;
+    let wrong = hasher().digest(&p, &Code::parse("000000", 6).unwrap());
+    let max = Policy::default().max_attempts;
+    for _ in 0..max {
+        store.check(&p, &wrong, at(1)).await.expect("check");
+    }
+    // Before the dead one expires (at 2 min): a store that keeps it while dead must show it.
+    let current = issue(&*store, &p, at(1)).await;
+    issue(&*store, &other, at(1)).await;
+
+    let records = store.export_phone(&p, &keys).await.expect("export");
+    assert_eq!(records.verifications.len(), 2, "{records:?}");
+    let (first, second) = (&records.verifications[0], &records.verifications[1]);
+    assert_eq!((first.id.as_str(), first.status.as_str()), (dead.as_str(), "dead"));
+    assert_eq!((first.attempts, first.ended_at), (max, Some(at(1))));
+    assert_eq!((second.id.as_str(), second.status.as_str(), second.ended_at), (current.as_str(), "pending", None));
+    assert_eq!((second.created_at, second.sends), (at(1), 1));
+    let limit_keys: Vec<&str> = records.limits.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(limit_keys, keys.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(records.limits.iter().all(|l| l.refilled_at > T0), "{records:?}");
+
+    let deleted = store.delete_phone(&p, &keys).await.expect("delete");
+    assert_eq!((deleted.verifications, deleted.limits), (2, keys.len() as u64));
+    let records = store.export_phone(&p, &keys).await.unwrap();
+    assert!(records.verifications.is_empty() && records.limits.is_empty(), "{records:?}");
+    let again = store.delete_phone(&p, &keys).await.unwrap();
+    assert_eq!((again.verifications, again.limits), (0, 0), "erasure is idempotent");
+    let digest = hasher().digest(&p, &Code::parse("123456", 6).unwrap());
+    assert!(matches!(store.check(&p, &digest, at(3)).await.unwrap(), CheckOutcome::NotFound));
+    assert_eq!(store.export_phone(&other, &[]).await.unwrap().verifications.len(), 1, "other numbers stay");
+}
+
 #[macro_export]
 macro_rules! privacy_contract_tests {
     ($make:expr) => {
@@ -139,6 +181,7 @@ macro_rules! privacy_contract_tests {
             purge_deletes_only_spent_limits,
             concurrent_purges_delete_every_row_once,
             export_then_delete_by_phone,
+            export_then_delete_dead_and_current,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -1,7 +1,7 @@
-//! The storage contract against PostgreSQL (`OTPGATE_TEST_DATABASE_URL`, e.g.
-//! `postgres://postgres@127.0.0.1:5432/test`), each test in its own schema so tests run in
-//! parallel on one database. Also the split deployment (Redis hot, Postgres durable) when
-//! `OTPGATE_TEST_REDIS_URL` is set too. Without the variables every test skips with a notice.
+//! The storage, `Idempotency-Key` and privacy (retention, export, erasure) contracts against
+//! PostgreSQL (`OTPGATE_TEST_DATABASE_URL`, e.g. `postgres://postgres@127.0.0.1:5432/test`), each
+//! test in its own schema so tests run in parallel on one database. Without the variable every
+//! test skips with a notice.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +31,23 @@ async fn fresh() -> Option<Arc<dyn Backend>> {
 }
 
 otpgate_store::contract_tests!(fresh());
+
+mod idempotency {
+    use super::*;
+    use otpgate_store::idempotency_contract::DynStore;
+
+    async fn fresh() -> Option<DynStore> {
+        Some(Arc::new(store().await?))
+    }
+
+    otpgate_store::idempotency_contract_tests!(fresh());
+}
+
+mod privacy {
+    use super::*;
+
+    otpgate_store::privacy_contract_tests!(fresh());
+}
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 

@@ -1,4 +1,5 @@
-//! The storage contract against a Redis Cluster (`OTPGATE_TEST_REDIS_CLUSTER_URLS`, comma-separated
+//! The storage contract (with the `Idempotency-Key` contract and the export/erasure checks of the
+//! privacy contract) against a Redis Cluster (`OTPGATE_TEST_REDIS_CLUSTER_URLS`, comma-separated
 //! node URLs; `scripts/redis-cluster.sh start` starts 3 masters on 127.0.0.1:7001-7003 and prints
 //! the value). Each test uses its own key prefix. Without the variable every test skips.
 
@@ -32,6 +33,23 @@ async fn fresh() -> Option<Arc<dyn Backend>> {
 }
 
 otpgate_store::contract_tests!(fresh());
+
+mod idempotency {
+    use super::*;
+    use otpgate_store::idempotency_contract::DynStore;
+
+    async fn fresh() -> Option<DynStore> {
+        Some(Arc::new(store().await?))
+    }
+
+    otpgate_store::idempotency_contract_tests!(fresh());
+}
+
+mod privacy {
+    use super::*;
+
+    otpgate_store::privacy_contract_tests!(@each fresh(); export_then_delete_dead_and_current);
+}
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 

@@ -1,6 +1,7 @@
 //! The storage contract against one Redis server (`OTPGATE_TEST_REDIS_URL`, e.g.
-//! `redis://127.0.0.1:6379`), plus what only Redis has to prove: every key has a TTL, codes are
-//! stored as digests, limits on Redis's own clock. Each test uses its own key prefix, so tests
+//! `redis://127.0.0.1:6379`), the `Idempotency-Key` contract and the export/erasure part of the
+//! privacy contract, plus what only Redis has to prove: every key has a TTL, codes are stored as
+//! digests, limits on Redis's own clock. Each test uses its own key prefix, so tests
 //! run in parallel on one server. Without the variable every test skips with a notice.
 
 use std::sync::Arc;
@@ -144,4 +145,64 @@ async fn erasing_a_phone_removes_its_verifications() {
     store.forget_phone(p.e164()).await.unwrap();
     assert!(matches!(store.check(&p, &hasher.digest(&p, &code), now).await.unwrap(), CheckOutcome::NotFound));
     assert!(store.ttls().await.unwrap().is_empty());
+}
+
+mod idempotency {
+    use super::*;
+    use otpgate_store::idempotency_contract::DynStore;
+
+    async fn fresh() -> Option<DynStore> {
+        Some(Arc::new(store(LimitClock::Caller).await?))
+    }
+
+    otpgate_store::idempotency_contract_tests!(fresh());
+}
+
+mod privacy {
+    use super::*;
+
+    // Redis keeps `purge` a no-op (keys expire) and no ended verification once replaced.
+    otpgate_store::privacy_contract_tests!(@each fresh(); export_then_delete_dead_and_current);
+}
+
+#[tokio::test]
+async fn idempotency_keys_live_one_lease_then_the_replay_ttl() {
+    use otpgate_core::idempotency::{
+        Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken, REPLAY_TTL, Reservation, StoredResponse,
+    };
+    let Some(store) = store(LimitClock::Caller).await else { return skip("idempotency_keys_live_one_lease") };
+    let key = IdempotencyKey::new("test", b"ttl").unwrap();
+    let (fp, token, now) = (Fingerprint::of(&[b"x"]), LeaseToken::random(), SystemClock.now());
+    let lease = Duration::from_secs(35);
+    assert_eq!(store.reserve(&key, &fp, &token, now, lease, REPLAY_TTL).await.unwrap(), Reservation::Reserved);
+    let keys = store.ttls().await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].0.contains(":idem:{") && keys[0].0.ends_with('}'), "one hash-tagged key: {keys:?}");
+    assert!(keys[0].1 > 30_000 && keys[0].1 <= 35_000, "a reservation lives one lease: {keys:?}");
+    let response = StoredResponse { status: 201, headers: vec![], body: b"{}".to_vec() };
+    store.complete(&key, &token, &response, now, REPLAY_TTL).await.unwrap();
+    let keys = store.ttls().await.unwrap();
+    let day = REPLAY_TTL.as_millis() as i64;
+    assert!(keys[0].1 > day - 10_000 && keys[0].1 <= day, "an answer lives 24 h: {keys:?}");
+    // Neither the client's key nor the request is stored in clear.
+    let client = redis::Client::open(url().unwrap()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let fields: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&keys[0].0).query_async(&mut conn).await.unwrap();
+    assert!(!fields.concat().windows(3).any(|w| w == b"ttl") && !keys[0].0.contains("ttl"));
+}
+
+#[tokio::test]
+async fn purge_is_a_noop_because_keys_expire() {
+    let Some(store) = store(LimitClock::Caller).await else { return skip("purge_is_a_noop") };
+    let now = SystemClock.now();
+    let p = phone(700);
+    let new = NewCode { id: VerificationId::generate(), phone: p.clone(), channel: Channel::Sms, code_digest: None };
+    let IssueOutcome::Created(v) = store.issue(new, now, &Policy::default()).await.unwrap() else { panic!() };
+    store.cancel(&v.id, now).await.unwrap();
+    let far = otpgate_core::Timestamp(now.0 + 86_400_000);
+    assert_eq!(store.purge(far, far).await.unwrap(), otpgate_core::privacy::PurgeCounts::default());
+    // Nothing was deleted, and everything left expires by itself.
+    let keys = store.ttls().await.unwrap();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys.iter().all(|(_, ttl)| *ttl > 0), "{keys:?}");
 }

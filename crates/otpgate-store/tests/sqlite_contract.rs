@@ -1,4 +1,5 @@
-//! The storage contract against the embedded SQLite store, each test on its own file.
+//! The storage contract (and the `Idempotency-Key` contract) against the embedded SQLite store,
+//! each test on its own file.
 
 use std::sync::Arc;
 
@@ -13,3 +14,17 @@ async fn fresh() -> Option<Arc<dyn Backend>> {
 }
 
 otpgate_store::contract_tests!(fresh());
+
+mod idempotency {
+    use std::sync::Arc;
+
+    use otpgate_store::SqliteStore;
+    use otpgate_store::idempotency_contract::DynStore;
+
+    async fn fresh() -> Option<DynStore> {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        Some(Arc::new(SqliteStore::open(&dir.join("idempotency.db")).await.expect("open sqlite")))
+    }
+
+    otpgate_store::idempotency_contract_tests!(fresh());
+}

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use otpgate_core::limits::{LimitDecision, LimitRule, gcra};
+use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
 use otpgate_core::store::{Denied, NewCode};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError,
@@ -21,12 +22,15 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, SqlSafeStr, Transaction};
 
+mod idempotency;
+mod privacy;
 mod sessions;
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "verifications", include_str!("../../migrations/postgres/0001_verifications.sql")),
     (2, "sessions", include_str!("../../migrations/postgres/0002_sessions.sql")),
     (3, "counters", include_str!("../../migrations/postgres/0003_counters.sql")),
+    (4, "idempotency", include_str!("../../migrations/postgres/0004_idempotency.sql")),
 ];
 
 /// How often (in limit acquisitions) spent limit rows are swept; Postgres has no TTLs.
@@ -617,6 +621,19 @@ impl VerificationStore for PgStore {
             Ok(())
         })
         .await
+    }
+
+    /// Batched and safe with several instances sweeping at once (see `privacy`).
+    async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<PurgeCounts, StoreError> {
+        self.purge_impl(before, now).await
+    }
+
+    async fn export_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
+        self.timed(self.export_phone_impl(phone, limit_keys)).await
+    }
+
+    async fn delete_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotDeleted, StoreError> {
+        self.timed(self.delete_phone_impl(phone, limit_keys)).await
     }
 }
 

@@ -5,6 +5,7 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
+use otpgate_core::privacy::UserRecords;
 use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use sqlx::Row;
@@ -176,15 +177,6 @@ impl PgStore {
         tx.commit().await.map_err(classify)?;
         Ok(Some(user))
     }
-
-    async fn purge_expired_refresh_tokens_raw(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
-            .bind(now.0)
-            .execute(&self.pool)
-            .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
-    }
 }
 
 /// Every operation within the store's timeout, so a server that stops answering cannot hang one.
@@ -221,7 +213,23 @@ impl SessionStore for PgStore {
         self.timed(self.delete_user_raw(id)).await
     }
 
+    /// Batched, each batch within the timeout; safe with several instances (see `privacy`).
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.timed(self.purge_expired_refresh_tokens_raw(now)).await
+        self.purge_refresh_tokens_impl(now).await
+    }
+
+    async fn export_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserRecords>, StoreError> {
+        self.timed(self.export_user_impl(phone)).await
+    }
+
+    /// As `delete_user` for the user of `phone` (its verifications included); `None` if none.
+    async fn delete_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+        self.timed(async {
+            match self.user_id_by_phone(phone).await? {
+                Some(id) => self.delete_user_raw(&id).await,
+                None => Ok(None),
+            }
+        })
+        .await
     }
 }

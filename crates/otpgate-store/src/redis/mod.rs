@@ -8,7 +8,8 @@
 //!   expired, so reverting a failed send cannot lift a lockout;
 //! - `P vid:{vf_…}` — string: the phone of a verification id (for cancel and the provider ref);
 //! - `P rl:{send:phone:+14155550100}` — string: a limit key's GCRA arrival time;
-//! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire.
+//! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire;
+//! - `P idem:{<hex>}` — hash: one `Idempotency-Key` entry (see [`idempotency`]).
 //!
 //! The `{…}` hash tag puts both keys of one phone in one Cluster slot, so the issue and check
 //! scripts see them together. Every key has a TTL: a verification lives until its expiry plus
@@ -35,11 +36,15 @@ use ::redis::{Client, ErrorKind, FromRedisValue, IntoConnectionInfo, RedisError,
 use async_trait::async_trait;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::policy::MAX_RESEND_COOLDOWN;
+use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
 use otpgate_core::store::{Denied, NewCode};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError,
     Timestamp, Verification, VerificationId, VerificationStatus, VerificationStore,
 };
+
+mod idempotency;
+mod privacy;
 
 /// How long a verification's keys outlive its expiry: covers clock skew between instances, so an
 /// instance whose clock is a little behind still finds the state it expects.
@@ -221,15 +226,7 @@ impl RedisStore {
     /// Erases every verification of `phone` (for erasing a user). Limit keys stay: they hold no
     /// code, expire on their own, and must not be reset by an erase.
     pub async fn forget_phone(&self, e164: &str) -> Result<(), StoreError> {
-        let (current, previous) = (self.phone_key("v", e164), self.phone_key("vp", e164));
-        for key in [&current, &previous] {
-            let id: Option<String> = self.command(::redis::cmd("HGET").arg(key).arg("id")).await?;
-            if let Some(id) = id.as_deref().and_then(VerificationId::parse) {
-                self.command::<()>(::redis::cmd("DEL").arg(self.id_key(&id))).await?;
-            }
-        }
-        // Same slot (one hash tag), so one DEL is fine on a Cluster too.
-        self.command::<()>(::redis::cmd("DEL").arg(&current).arg(&previous)).await
+        self.delete_phone_impl(e164, &[]).await.map(drop)
     }
 
     /// The keys under this store's prefix and their TTLs in ms (for tests: every key must have
@@ -482,6 +479,23 @@ impl VerificationStore for RedisStore {
     async fn finish(&self, id: &VerificationId, status: VerificationStatus, now: Timestamp) -> Result<(), StoreError> {
         self.by_id(id, "finish", &[&now.0.to_string(), status.as_str()]).await.map(drop)
     }
+
+    /// Deletes nothing: every Redis key has a TTL (a verification its expiry plus [`KEY_GRACE`],
+    /// a limit key its arrival time, an idempotency entry its lease or replay TTL), so Redis
+    /// drops what is over by itself and a sweep would only add load.
+    async fn purge(&self, _before: Timestamp, _now: Timestamp) -> Result<PurgeCounts, StoreError> {
+        Ok(PurgeCounts::default())
+    }
+
+    /// The phone's current verification and a dead predecessor, if kept (Redis holds no older
+    /// ones), and which of `limit_keys` hold a limit.
+    async fn export_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
+        self.export_phone_impl(phone.e164(), limit_keys).await
+    }
+
+    async fn delete_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotDeleted, StoreError> {
+        self.delete_phone_impl(phone.e164(), limit_keys).await
+    }
 }
 
 impl RedisStore {
@@ -530,7 +544,7 @@ impl RedisStore {
         }
         inv.arg(now).arg(if take { "1" } else { "0" });
         for p in group {
-            inv.arg(p.interval_ms).arg(ms(p.rule.rate.period));
+            inv.arg(p.interval_ms).arg(p.rule.rate.burst_window_ms());
         }
         let (allowed, index, wait): (i64, i64, i64) = self.script(&inv).await?;
         if allowed == 1 {

@@ -12,32 +12,7 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use super::{SqliteStore, classify};
-
-fn encode_headers(headers: &[(String, String)]) -> Result<String, StoreError> {
-    let mut out = String::new();
-    for (name, value) in headers {
-        let clean =
-            |s: &str, extra: &[char]| s.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && !extra.contains(&c));
-        if name.is_empty() || !clean(name, &[':', ' ']) || !clean(value, &[]) {
-            return Err(StoreError::Internal("an idempotent response header cannot be stored".into()));
-        }
-        out.push_str(name);
-        out.push_str(": ");
-        out.push_str(value);
-        out.push('\n');
-    }
-    Ok(out)
-}
-
-fn decode_headers(text: &str) -> Result<Vec<(String, String)>, StoreError> {
-    text.lines()
-        .map(|line| {
-            line.split_once(": ")
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .ok_or_else(|| StoreError::Internal("corrupt idempotency row: headers".into()))
-        })
-        .collect()
-}
+use crate::wire::{decode_headers, encode_headers};
 
 fn response_from_row(row: &SqliteRow) -> Result<StoredResponse, StoreError> {
     let corrupt = |what: &str| StoreError::Internal(format!("corrupt idempotency row: {what}"));
@@ -157,69 +132,5 @@ impl IdempotencyStore for SqliteStore {
             .await
             .map_err(classify)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LEASE: Duration = Duration::from_secs(30);
-    const TTL: Duration = Duration::from_secs(24 * 3600);
-
-    fn response(body: &str) -> StoredResponse {
-        StoredResponse {
-            status: 201,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: body.as_bytes().to_vec(),
-        }
-    }
-
-    #[tokio::test]
-    async fn reserve_complete_replay_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        let key = IdempotencyKey::new("test", b"k1").unwrap();
-        let (fp, other) = (Fingerprint::of(&[b"a"]), Fingerprint::of(&[b"b"]));
-        let (t1, t2) = (LeaseToken::random(), LeaseToken::random());
-        let now = Timestamp(1_000_000);
-
-        assert_eq!(store.reserve(&key, &fp, &t1, now, LEASE, TTL).await.unwrap(), Reservation::Reserved);
-        assert_eq!(
-            store.reserve(&key, &fp, &t2, now, LEASE, TTL).await.unwrap(),
-            Reservation::InFlight { retry_after: LEASE }
-        );
-        assert_eq!(store.reserve(&key, &other, &t2, now, LEASE, TTL).await.unwrap(), Reservation::Mismatch);
-        // A stranger's token neither completes nor releases.
-        store.release(&key, &t2).await.unwrap();
-        store.complete(&key, &t2, &response("stranger"), now, TTL).await.unwrap();
-        store.complete(&key, &t1, &response("{}"), now, TTL).await.unwrap();
-        assert_eq!(
-            store.reserve(&key, &fp, &t2, now, LEASE, TTL).await.unwrap(),
-            Reservation::Completed(response("{}"))
-        );
-        let later = now.plus(TTL);
-        assert_eq!(store.reserve(&key, &other, &t2, later, LEASE, TTL).await.unwrap(), Reservation::Reserved);
-    }
-
-    #[tokio::test]
-    async fn released_and_abandoned_keys_can_be_taken() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        let key = IdempotencyKey::new("test", b"k2").unwrap();
-        let fp = Fingerprint::of(&[b"a"]);
-        let (t1, t2, t3) = (LeaseToken::random(), LeaseToken::random(), LeaseToken::random());
-        let now = Timestamp(5_000_000);
-        assert_eq!(store.reserve(&key, &fp, &t1, now, LEASE, TTL).await.unwrap(), Reservation::Reserved);
-        store.release(&key, &t1).await.unwrap();
-        assert_eq!(store.reserve(&key, &fp, &t2, now, LEASE, TTL).await.unwrap(), Reservation::Reserved);
-        // t2 never finishes; after its lease t3 takes over and t2 can no longer complete.
-        let later = now.plus(LEASE);
-        assert_eq!(store.reserve(&key, &fp, &t3, later, LEASE, TTL).await.unwrap(), Reservation::Reserved);
-        store.complete(&key, &t2, &response("late"), later, TTL).await.unwrap();
-        assert!(matches!(
-            store.reserve(&key, &fp, &t1, later, LEASE, TTL).await.unwrap(),
-            Reservation::InFlight { .. }
-        ));
     }
 }

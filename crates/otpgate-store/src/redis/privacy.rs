@@ -1,0 +1,71 @@
+//! Export and erasure of one phone's hot state in Redis. Redis holds at most two verifications
+//! per phone (`v:{phone}`, and `vp:{phone}` while a dead one is kept), their id index keys, and
+//! the limit keys (`rl:{key}`, named by HMACs the caller derives). Retention needs no sweep here:
+//! every key has a TTL (see the module docs), so `purge` deletes nothing.
+
+use otpgate_core::privacy::{HotDeleted, HotRecords, LimitRecord, VerificationRecord};
+use otpgate_core::{StoreError, Timestamp, VerificationId};
+
+use super::{RedisStore, verification_from_flat};
+
+/// The value of `name` in a flat `HGETALL` answer.
+fn field<'a>(flat: &'a [Vec<u8>], name: &str) -> Option<&'a [u8]> {
+    flat.chunks_exact(2).find(|pair| pair[0] == name.as_bytes()).map(|pair| pair[1].as_slice())
+}
+
+impl RedisStore {
+    pub(super) async fn export_phone_impl(&self, e164: &str, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
+        let mut verifications = Vec::new();
+        for kind in ["vp", "v"] {
+            let flat: Vec<Vec<u8>> = self.command(::redis::cmd("HGETALL").arg(self.phone_key(kind, e164))).await?;
+            if flat.is_empty() {
+                continue;
+            }
+            let ended = field(&flat, "ended")
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|s| s.parse().ok())
+                .map(Timestamp);
+            let v = verification_from_flat(flat)?;
+            verifications.push(VerificationRecord {
+                id: v.id.as_str().to_owned(),
+                channel: v.channel.as_str().to_owned(),
+                status: v.status.as_str().to_owned(),
+                attempts: v.attempts,
+                sends: v.sends,
+                created_at: v.created_at,
+                expires_at: v.expires_at,
+                ended_at: ended,
+                provider_ref: v.provider_ref,
+            });
+        }
+        verifications.sort_by_key(|v| v.created_at);
+        let mut limits = Vec::new();
+        // One GET per key: on a Cluster the limit keys live in different slots.
+        for key in limit_keys {
+            let tat: Option<i64> = self.command(::redis::cmd("GET").arg(self.limit_key(key))).await?;
+            if let Some(tat) = tat {
+                limits.push(LimitRecord { key: key.clone(), refilled_at: Timestamp(tat) });
+            }
+        }
+        Ok(HotRecords { verifications, limits })
+    }
+
+    /// Deletes the phone's verifications (and their id index keys) and the given limit keys.
+    /// Idempotent: a second call finds nothing and deletes nothing.
+    pub(super) async fn delete_phone_impl(&self, e164: &str, limit_keys: &[String]) -> Result<HotDeleted, StoreError> {
+        let (current, previous) = (self.phone_key("v", e164), self.phone_key("vp", e164));
+        for key in [&current, &previous] {
+            let id: Option<String> = self.command(::redis::cmd("HGET").arg(key).arg("id")).await?;
+            if let Some(id) = id.as_deref().and_then(VerificationId::parse) {
+                self.command::<()>(::redis::cmd("DEL").arg(self.id_key(&id))).await?;
+            }
+        }
+        // Same slot (one hash tag), so one DEL is fine on a Cluster too.
+        let verifications: u64 = self.command(::redis::cmd("DEL").arg(&current).arg(&previous)).await?;
+        let mut limits = 0;
+        for key in limit_keys {
+            limits += self.command::<u64>(::redis::cmd("DEL").arg(self.limit_key(key))).await?;
+        }
+        Ok(HotDeleted { verifications, limits })
+    }
+}

@@ -22,6 +22,17 @@ impl Rate {
     fn emission_interval_ms(&self) -> i64 {
         (self.period.as_millis() as i64 / i64::from(self.count.max(1))).max(1)
     }
+
+    /// How far ahead of now a key's theoretical arrival time may run: `count` emission
+    /// intervals, so a burst is exactly `count` even when the period does not divide evenly
+    /// (1 s / 87 is 11 ms; the period itself would let 90 through). The whole period when
+    /// `count` is 0. Backends that run GCRA themselves (the Redis script) use this as "period".
+    pub fn burst_window_ms(&self) -> i64 {
+        if self.count == 0 {
+            return self.period.as_millis() as i64;
+        }
+        self.emission_interval_ms() * i64::from(self.count)
+    }
 }
 
 /// What a limit protects; named in logs and metrics (never the key, which holds a number or IP).
@@ -99,7 +110,7 @@ pub fn gcra(tat: Option<Timestamp>, now: Timestamp, rate: Rate) -> LimitDecision
     let t = rate.emission_interval_ms();
     let tat = tat.map_or(now.0, |tat| tat.0.max(now.0));
     let new_tat = tat + t;
-    let allow_at = new_tat - rate.period.as_millis() as i64;
+    let allow_at = new_tat - rate.burst_window_ms();
     if now.0 < allow_at {
         LimitDecision::Deny { retry_after: Duration::from_millis((allow_at - now.0) as u64) }
     } else {
@@ -151,6 +162,13 @@ mod tests {
     fn fully_refilled_after_the_period() {
         let rate = Rate::new(3, MIN);
         assert_eq!(run(rate, &[0, 0, 0, 60_000, 60_000, 60_000, 60_000]), [true, true, true, true, true, true, false]);
+    }
+
+    #[test]
+    fn uneven_periods_still_burst_exactly_count() {
+        // Found by the property tests: 87 per second let 90 through at once.
+        let rate = Rate::new(87, Duration::from_secs(1));
+        assert_eq!(run(rate, &[0; 100]).iter().filter(|a| **a).count(), 87);
     }
 
     #[test]

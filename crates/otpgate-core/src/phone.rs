@@ -121,6 +121,9 @@ pub struct PhoneNumber {
 /// generous formatting and nothing more.
 const MAX_INPUT_LEN: usize = 64;
 
+/// `+` and at most 15 digits (ITU-T E.164).
+const MAX_E164_LEN: usize = 16;
+
 impl PhoneNumber {
     /// Parses user input. `default_region` enables national formats (`(415) 555-0100` with `US`);
     /// without it, only international forms (`+…` or the `00` international prefix) are accepted.
@@ -163,6 +166,11 @@ impl PhoneNumber {
             return Err(PhoneError::NotValid);
         }
         let e164 = parsed.format_as(PhoneNumberFormat::E164).into_owned();
+        // The numbering-plan metadata allows some national numbers (German ones) longer than
+        // E.164's 15 digits; no provider can send to those, and our form must stay E.164.
+        if e164.len() > MAX_E164_LEN {
+            return Err(PhoneError::NotValid);
+        }
         let country_code = u16::try_from(parsed.country_code).map_err(|_| PhoneError::NotValid)?;
         Ok(PhoneNumber {
             e164,
@@ -222,6 +230,14 @@ impl fmt::Debug for PhoneNumber {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_longer_than_e164_are_refused() {
+        // Found by the property tests: valid in the German plan, but 16 digits.
+        let de = parse_region("DE");
+        assert_eq!(PhoneNumber::parse("50200000000000", de).unwrap_err(), PhoneError::NotValid);
+        assert_eq!(PhoneNumber::parse("+4950200000000000", None).unwrap_err(), PhoneError::NotValid);
+    }
 
     fn e164(input: &str) -> Result<String, PhoneError> {
         PhoneNumber::parse(input, None).map(|p| p.e164().to_owned())

@@ -183,7 +183,7 @@ struct Flapping {
 impl Respond for Flapping {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let status = if n % 2 == 0 { 503 } else { 201 };
+        let status = if n.is_multiple_of(2) { 503 } else { 201 };
         let (to, code) = to_and_code(&request.body);
         self.seen.lock().unwrap().push((to, code, status));
         if status == 201 {
@@ -234,7 +234,7 @@ fn proc_status(field: &str) -> u64 {
     status
         .lines()
         .find_map(|l| l.strip_prefix(field))
-        .and_then(|rest| rest.trim().split_whitespace().next())
+        .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }

@@ -286,6 +286,16 @@ pub async fn limits_reset_and_counters_add_up(store: Arc<dyn Backend>) {
     assert_eq!(store.sum_counter("contract:other", 0).await.unwrap(), 0);
 }
 
+/// 87 per second does not divide evenly: the burst must still stop at 87, not 90.
+pub async fn limits_with_an_uneven_period_never_burst_past_count(store: Arc<dyn Backend>) {
+    let r = [LimitRule::new(LimitScope::IpSend, "contract:uneven", Rate::new(87, Duration::from_secs(1)))];
+    let mut allowed = 0;
+    for _ in 0..100 {
+        allowed += usize::from(store.acquire(&r, T0).await.unwrap().is_ok());
+    }
+    assert_eq!(allowed, 87);
+}
+
 fn rule(key: &str, count: u32) -> LimitRule {
     LimitRule::new(LimitScope::PhoneSend, key, Rate::new(count, Duration::from_secs(60)))
 }
@@ -353,6 +363,7 @@ macro_rules! contract_tests {
             remote_codes_count_attempts_and_approve_once,
             concurrent_remote_attempts_never_pass_the_maximum,
             limits_reset_and_counters_add_up,
+            limits_with_an_uneven_period_never_burst_past_count,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

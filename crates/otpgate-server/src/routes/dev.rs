@@ -27,6 +27,7 @@ pub struct InboxQuery {
     responses(
         (status = 200, description = "Messages, newest first", body = InboxView),
         (status = 404, description = "Not in demo mode", body = ErrorBody),
+        (status = 422, description = "invalid_phone: `phone` is not a valid number", body = ErrorBody),
     )
 )]
 pub async fn inbox(State(state): State<AppState>, Query(q): Query<InboxQuery>) -> Result<Json<InboxView>, ApiError> {

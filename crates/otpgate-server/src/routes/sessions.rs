@@ -57,6 +57,8 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
         (status = 200, description = "A new session", body = RefreshResponse),
         (status = 400, description = "invalid_request", body = ErrorBody),
         (status = 401, description = "unauthorized", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 503, description = "service_unavailable", body = ErrorBody),
     )
 )]
@@ -77,6 +79,8 @@ pub async fn refresh(
     responses(
         (status = 204, description = "Revoked, or nothing to revoke"),
         (status = 400, description = "invalid_request", body = ErrorBody),
+        (status = 413, description = "payload_too_large", body = ErrorBody),
+        (status = 415, description = "unsupported_media_type", body = ErrorBody),
         (status = 503, description = "service_unavailable", body = ErrorBody),
     )
 )]

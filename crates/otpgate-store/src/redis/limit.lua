@@ -1,7 +1,8 @@
 -- GCRA over several keys, all or nothing: either every key gives one unit or none does.
 -- KEYS: the limit keys. ARGV[1]: now_ms, or '' to take Redis's own clock (one clock for every
 -- instance). ARGV[2]: '1' to take, '0' to only look. Then per key: emission interval ms (0 = the
--- limit allows nothing) and period ms.
+-- limit allows nothing) and burst window ms (interval x count, `Rate::burst_window_ms`; not the
+-- configured period, which would let an uneven rate burst past its count).
 -- Returns {1, 0, 0} when allowed, else {0, index of the rule with the longest wait, wait_ms}.
 -- A key's value is its theoretical arrival time; it expires when that passes, as then it is spent.
 local now = tonumber(ARGV[1])

@@ -1,0 +1,1 @@
+//! Nothing here: the benchmark ceiling is `examples/hello.rs` (run by `bench/run.sh`).

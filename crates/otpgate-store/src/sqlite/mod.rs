@@ -3,9 +3,9 @@
 //! (check a code, take from a limit) cannot interleave between connections.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;

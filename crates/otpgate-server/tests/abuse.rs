@@ -13,27 +13,6 @@ use serde_json::json;
 use wiremock::matchers::{body_string_contains, method};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// Switches every limit off except the ones `set` turns on.
-fn no_limits(c: &mut Config) {
-    let l = &mut c.limits;
-    for rate in [
-        &mut l.phone_send,
-        &mut l.phone_send_hourly,
-        &mut l.phone_send_daily,
-        &mut l.ip_send,
-        &mut l.ip_send_hourly,
-        &mut l.prefix_send,
-        &mut l.country_send,
-        &mut l.global_send_hourly,
-        &mut l.global_send_daily,
-        &mut l.phone_check_failures,
-        &mut l.ip_check,
-    ] {
-        rate.count = 0;
-    }
-    c.tripwire.enabled = false;
-}
-
 async fn app_with(configure: impl FnOnce(&mut Config)) -> (TestApp, Arc<FakeProvider>) {
     let provider = FakeProvider::new(FakeBehaviour::Deliver);
     let app = spawn_with(

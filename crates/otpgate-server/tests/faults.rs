@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use otpgate_server::Config;
 use otpgate_server::config::ProviderKind;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
@@ -31,27 +30,6 @@ const SLACK: Duration = Duration::from_secs(3);
 
 fn us(n: u32) -> String {
     format!("+1415555{n:04}")
-}
-
-/// Every limit and the tripwire off: these tests are about the provider, not abuse defenses.
-fn no_limits(c: &mut Config) {
-    let l = &mut c.limits;
-    for rate in [
-        &mut l.phone_send,
-        &mut l.phone_send_hourly,
-        &mut l.phone_send_daily,
-        &mut l.ip_send,
-        &mut l.ip_send_hourly,
-        &mut l.prefix_send,
-        &mut l.country_send,
-        &mut l.global_send_hourly,
-        &mut l.global_send_daily,
-        &mut l.phone_check_failures,
-        &mut l.ip_check,
-    ] {
-        rate.count = 0;
-    }
-    c.tripwire.enabled = false;
 }
 
 /// The server with Twilio Messaging at `base`; `breaker_threshold` high keeps the breaker out of

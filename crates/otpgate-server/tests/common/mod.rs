@@ -217,3 +217,25 @@ impl SmsProvider for FakeProvider {
 pub fn with_provider(provider: Arc<FakeProvider>) -> Overrides {
     Overrides { provider: Some(provider), ..Overrides::default() }
 }
+
+/// Every rate limit and the tripwire off, for tests about something else (or about one limit,
+/// which they switch back on).
+pub fn no_limits(c: &mut Config) {
+    let l = &mut c.limits;
+    for rate in [
+        &mut l.phone_send,
+        &mut l.phone_send_hourly,
+        &mut l.phone_send_daily,
+        &mut l.ip_send,
+        &mut l.ip_send_hourly,
+        &mut l.prefix_send,
+        &mut l.country_send,
+        &mut l.global_send_hourly,
+        &mut l.global_send_daily,
+        &mut l.phone_check_failures,
+        &mut l.ip_check,
+    ] {
+        rate.count = 0;
+    }
+    c.tripwire.enabled = false;
+}

@@ -14,7 +14,7 @@ export const RESULTS_DIR = path.join(WEB_DIR, 'test-results');
 export const ENABLED = process.env.OTPGATE_TEST_BROWSER === '1';
 
 export function otpgateBin() {
-  const env = process.env.OTPGATE_BIN;
+  const env = process.env.OTPGATE_TEST_BIN;
   return env ? path.resolve(process.cwd(), env) : path.resolve(WEB_DIR, '../target/debug/otpgate');
 }
 
@@ -34,19 +34,21 @@ async function freePort() {
   });
 }
 
-// Starts `$OTPGATE_BIN serve --listen 127.0.0.1:<port>` in its own temporary working directory
+// Starts `$OTPGATE_TEST_BIN serve --listen 127.0.0.1:<port>` in its own temporary working directory
 // (so it gets its own SQLite file and its own rate limits) and waits for /healthz.
 export async function startServer() {
   const bin = otpgateBin();
   if (!existsSync(bin)) {
-    throw new Error(`otpgate binary not found at ${bin}: build it (cargo build -p otpgate) or set OTPGATE_BIN`);
+    throw new Error(`otpgate binary not found at ${bin}: build it (cargo build -p otpgate) or set OTPGATE_TEST_BIN`);
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'otpgate-web-test-'));
   const port = await freePort();
   const args = ['serve', '--listen', `127.0.0.1:${port}`];
-  const extra = (process.env.OTPGATE_SERVE_ARGS || '').split(/\s+/).filter(Boolean);
+  const extra = (process.env.OTPGATE_TEST_SERVE_ARGS || '').split(/\s+/).filter(Boolean);
   const child = spawn(bin, [...args, ...extra], {
     cwd: dir,
+    // The server refuses unknown OTPGATE_* variables; it ignores OTPGATE_TEST_*, which is why
+    // the harness's own settings use that prefix.
     env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

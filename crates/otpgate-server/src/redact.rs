@@ -58,11 +58,11 @@ mod tests {
         let env: Vec<(String, String)> = [
             ("OTPGATE_SECRETS__HMAC_KEY", secrets[0]),
             ("OTPGATE_PROVIDER__KIND", "twilio-verify"),
-            ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000"), // fake test SID
             ("OTPGATE_PROVIDER__TWILIO__AUTH_TOKEN", secrets[1]),
-            ("OTPGATE_PROVIDER__TWILIO__API_KEY_SID", "SK0123456789abcdef0123456789abcdef"),
+            ("OTPGATE_PROVIDER__TWILIO__API_KEY_SID", "SKaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), // fake test SID
             ("OTPGATE_PROVIDER__TWILIO__API_KEY_SECRET", secrets[2]),
-            ("OTPGATE_PROVIDER__TWILIO__VERIFY__SERVICE_SID", "VA0123456789abcdef0123456789abcdef"),
+            ("OTPGATE_PROVIDER__TWILIO__VERIFY__SERVICE_SID", "VA00000000000000000000000000000000"), // fake test SID
             ("OTPGATE_BOT_CHECK__KIND", "turnstile"),
             ("OTPGATE_BOT_CHECK__SECRET", secrets[3]),
             ("OTPGATE_BOT_CHECK__REQUIRED_FOR", "[\"*\"]"),

@@ -12,6 +12,9 @@ pub mod postgres;
 
 pub mod open;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod rows;
+
 mod wire;
 
 pub mod contract;

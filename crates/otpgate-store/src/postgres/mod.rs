@@ -10,13 +10,14 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::rows::{VERIFICATION_COLUMNS, VerificationRow, digest_bytes};
 use async_trait::async_trait;
 use otpgate_core::limits::{LimitDecision, LimitRule, gcra};
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
 use otpgate_core::store::{Denied, NewCode};
 use otpgate_core::{
-    AttemptOutcome, Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError,
-    Timestamp, Verification, VerificationId, VerificationStatus, VerificationStore,
+    AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
+    Verification, VerificationId, VerificationStatus, VerificationStore,
 };
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
@@ -186,42 +187,22 @@ pub(crate) fn classify(e: sqlx::Error) -> StoreError {
     }
 }
 
-const VERIFICATION_COLUMNS: &str = "id, phone, channel, status, code_digest, provider_ref, attempts, max_attempts, \
-                                    sends, created_at, expires_at, next_resend_at";
-
 fn verification_from_row(row: &PgRow) -> Result<Verification, StoreError> {
-    let corrupt = |what: &str| StoreError::Internal(format!("corrupt verification row: {what}"));
-    let id: String = row.try_get("id").map_err(classify)?;
-    let channel: String = row.try_get("channel").map_err(classify)?;
-    let status: String = row.try_get("status").map_err(classify)?;
-    let digest: Option<Vec<u8>> = row.try_get("code_digest").map_err(classify)?;
-    let code_digest = match digest {
-        Some(bytes) => Some(CodeDigest::from_slice(&bytes).ok_or_else(|| corrupt("code_digest"))?),
-        None => None,
-    };
-    let count = |name: &str| -> Result<u32, StoreError> {
-        let v: i32 = row.try_get(name).map_err(classify)?;
-        u32::try_from(v).map_err(|_| corrupt(name))
-    };
-    let at = |name: &str| -> Result<Timestamp, StoreError> { Ok(Timestamp(row.try_get(name).map_err(classify)?)) };
-    Ok(Verification {
-        id: VerificationId::parse(&id).ok_or_else(|| corrupt("id"))?,
+    VerificationRow {
+        id: row.try_get("id").map_err(classify)?,
         phone: row.try_get("phone").map_err(classify)?,
-        channel: Channel::from_str(&channel).map_err(|_| corrupt("channel"))?,
-        status: VerificationStatus::from_str(&status).map_err(|_| corrupt("status"))?,
-        code_digest,
+        channel: row.try_get("channel").map_err(classify)?,
+        status: row.try_get("status").map_err(classify)?,
+        code_digest: row.try_get("code_digest").map_err(classify)?,
         provider_ref: row.try_get("provider_ref").map_err(classify)?,
-        attempts: count("attempts")?,
-        max_attempts: count("max_attempts")?,
-        sends: count("sends")?,
-        created_at: at("created_at")?,
-        expires_at: at("expires_at")?,
-        next_resend_at: at("next_resend_at")?,
-    })
-}
-
-fn digest_bytes(d: &Option<CodeDigest>) -> Option<Vec<u8>> {
-    d.as_ref().map(|d| d.as_bytes().to_vec())
+        attempts: i64::from(row.try_get::<i32, _>("attempts").map_err(classify)?),
+        max_attempts: i64::from(row.try_get::<i32, _>("max_attempts").map_err(classify)?),
+        sends: i64::from(row.try_get::<i32, _>("sends").map_err(classify)?),
+        created_at: row.try_get("created_at").map_err(classify)?,
+        expires_at: row.try_get("expires_at").map_err(classify)?,
+        next_resend_at: row.try_get("next_resend_at").map_err(classify)?,
+    }
+    .into_verification()
 }
 
 fn int(n: u32) -> i32 {

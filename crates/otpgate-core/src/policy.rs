@@ -145,11 +145,17 @@ impl Default for Policy {
     }
 }
 
+/// Cooldown after the `sends`-th message when the first resend waits `first`: the policy's rule
+/// without the policy, for a store that decides inside its own transaction.
+pub fn resend_cooldown_after(first: Duration, sends: u32) -> Duration {
+    let doublings = sends.saturating_sub(1).min(20);
+    first.saturating_mul(1u32 << doublings).min(MAX_RESEND_COOLDOWN.max(first))
+}
+
 impl Policy {
     /// Cooldown after the `sends`-th message of a verification (1-based): 30 s, 60 s, 120 s, …
     pub fn cooldown_after(&self, sends: u32) -> Duration {
-        let doublings = sends.saturating_sub(1).min(20);
-        self.resend_cooldown.saturating_mul(1u32 << doublings).min(MAX_RESEND_COOLDOWN.max(self.resend_cooldown))
+        resend_cooldown_after(self.resend_cooldown, sends)
     }
 
     /// Checks the values a configuration may set; the message names what is wrong.

@@ -384,7 +384,7 @@ async fn refresh_tokens_are_stored_only_as_digests() {
         tokens.push(s.refresh_token);
         tokens.push(next.refresh_token);
     }
-    h.store.pool().close().await;
+    h.store.close().await;
     // The database, its WAL and anything else SQLite left in the directory.
     let mut dump = Vec::new();
     for entry in std::fs::read_dir(h.dir.path()).unwrap() {

@@ -186,12 +186,7 @@ impl ForgetPhone for crate::postgres::PgStore {
 #[async_trait]
 impl ForgetPhone for crate::SqliteStore {
     async fn forget_phone(&self, e164: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM verifications WHERE phone = ?")
-            .bind(e164)
-            .execute(self.pool())
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(())
+        crate::SqliteStore::forget_phone(self, e164).await
     }
 }
 

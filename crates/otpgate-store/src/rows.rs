@@ -6,8 +6,18 @@ use std::str::FromStr;
 
 use otpgate_core::{Channel, CodeDigest, StoreError, Timestamp, Verification, VerificationId, VerificationStatus};
 
-pub(crate) const VERIFICATION_COLUMNS: &str = "id, phone, channel, status, code_digest, provider_ref, attempts, \
-                                               max_attempts, sends, created_at, expires_at, next_resend_at";
+/// The columns as a literal, for SQL built with `concat!` at compile time (no formatting per call).
+macro_rules! verification_columns {
+    () => {
+        "id, phone, channel, status, code_digest, provider_ref, attempts, max_attempts, sends, created_at, \
+         expires_at, next_resend_at"
+    };
+}
+#[cfg_attr(not(feature = "sqlite"), allow(unused_imports))]
+pub(crate) use verification_columns;
+
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) const VERIFICATION_COLUMNS: &str = verification_columns!();
 
 /// The columns of `VERIFICATION_COLUMNS`, as read; counts widened to `i64` whatever the backend's
 /// integer type.

@@ -11,9 +11,9 @@ use otpgate_core::privacy::{
     HotDeleted, HotRecords, LimitRecord, PurgeCounts, RefreshTokenRecord, UserRecords, VerificationRecord,
 };
 use otpgate_core::{PhoneNumber, StoreError, Timestamp};
-use sqlx::Row;
+use rusqlite::{OptionalExtension, params};
 
-use super::{SqliteStore, classify};
+use super::{SqliteStore, classify, execute};
 
 /// Rows per DELETE: short write locks, so sweeping never stalls requests for long.
 const BATCH: i64 = 500;
@@ -24,14 +24,15 @@ fn count(v: i64) -> u32 {
 
 impl SqliteStore {
     /// Runs a batched DELETE (its two parameters: the cut-off and the batch size) until it
-    /// deletes less than a batch. Each statement is atomic on its own, and a row another
-    /// instance deleted first is simply not there: several sweepers never conflict.
+    /// deletes less than a batch. Each batch is an operation of its own, so requests queued
+    /// meanwhile run between batches, and a row another instance deleted first is simply not
+    /// there: several sweepers never conflict.
     async fn delete_in_batches(&self, sql: &'static str, cutoff: i64) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let done = sqlx::query(sql).bind(cutoff).bind(BATCH).execute(&self.pool).await.map_err(classify)?;
-            total += done.rows_affected();
-            if done.rows_affected() < BATCH as u64 {
+            let deleted = self.conn.run(move |conn| execute(conn, sql, params![cutoff, BATCH])).await? as u64;
+            total += deleted;
+            if deleted < BATCH as u64 {
                 return Ok(total);
             }
         }
@@ -39,8 +40,19 @@ impl SqliteStore {
 
     /// Empties the `-wal` file, so deleted rows do not live on in old page images.
     pub(super) async fn scrub(&self) {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await {
-            tracing::warn!(error = %e, "WAL checkpoint after a deletion failed; the next sweep retries");
+        let checkpoint = self
+            .conn
+            .alone(|conn| {
+                // (busy, WAL frames, frames checkpointed); busy = 1 when a reader held it back.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)).map_err(classify)
+            })
+            .await;
+        match checkpoint {
+            Ok(0) => {}
+            Ok(_) => {
+                tracing::warn!("WAL checkpoint after a deletion was held back by a reader; the next sweep retries")
+            }
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint after a deletion failed; the next sweep retries"),
         }
     }
 
@@ -78,40 +90,44 @@ impl SqliteStore {
         phone: &PhoneNumber,
         limit_keys: &[String],
     ) -> Result<HotRecords, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, channel, status, attempts, sends, created_at, expires_at, ended_at, provider_ref \
-             FROM verifications WHERE phone = ? ORDER BY created_at, rowid",
-        )
-        .bind(phone.e164())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        let mut verifications = Vec::with_capacity(rows.len());
-        for row in rows {
-            verifications.push(VerificationRecord {
-                id: row.try_get("id").map_err(classify)?,
-                channel: row.try_get("channel").map_err(classify)?,
-                status: row.try_get("status").map_err(classify)?,
-                attempts: count(row.try_get("attempts").map_err(classify)?),
-                sends: count(row.try_get("sends").map_err(classify)?),
-                created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
-                expires_at: Timestamp(row.try_get("expires_at").map_err(classify)?),
-                ended_at: row.try_get::<Option<i64>, _>("ended_at").map_err(classify)?.map(Timestamp),
-                provider_ref: row.try_get("provider_ref").map_err(classify)?,
-            });
-        }
-        let mut limits = Vec::new();
-        for key in limit_keys {
-            let tat: Option<i64> = sqlx::query_scalar("SELECT tat FROM rate_limits WHERE key = ?")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(classify)?;
-            if let Some(tat) = tat {
-                limits.push(LimitRecord { key: key.clone(), refilled_at: Timestamp(tat) });
-            }
-        }
-        Ok(HotRecords { verifications, limits })
+        let (phone, limit_keys) = (phone.e164().to_owned(), limit_keys.to_vec());
+        self.conn
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT id, channel, status, attempts, sends, created_at, expires_at, ended_at, provider_ref \
+                         FROM verifications WHERE phone = ? ORDER BY created_at, rowid",
+                    )
+                    .map_err(classify)?;
+                let verifications = statement
+                    .query_map(params![phone], |row| {
+                        Ok(VerificationRecord {
+                            id: row.get(0)?,
+                            channel: row.get(1)?,
+                            status: row.get(2)?,
+                            attempts: count(row.get(3)?),
+                            sends: count(row.get(4)?),
+                            created_at: Timestamp(row.get(5)?),
+                            expires_at: Timestamp(row.get(6)?),
+                            ended_at: row.get::<_, Option<i64>>(7)?.map(Timestamp),
+                            provider_ref: row.get(8)?,
+                        })
+                    })
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(classify)?;
+                let mut limits = Vec::new();
+                for key in limit_keys {
+                    let tat: Option<i64> = conn
+                        .prepare_cached("SELECT tat FROM rate_limits WHERE key = ?")
+                        .and_then(|mut s| s.query_row(params![key], |row| row.get(0)).optional())
+                        .map_err(classify)?;
+                    if let Some(tat) = tat {
+                        limits.push(LimitRecord { key, refilled_at: Timestamp(tat) });
+                    }
+                }
+                Ok(HotRecords { verifications, limits })
+            })
+            .await
     }
 
     pub(super) async fn delete_phone_impl(
@@ -119,72 +135,63 @@ impl SqliteStore {
         phone: &PhoneNumber,
         limit_keys: &[String],
     ) -> Result<HotDeleted, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let verifications = sqlx::query("DELETE FROM verifications WHERE phone = ?")
-            .bind(phone.e164())
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?
-            .rows_affected();
-        let mut limits = 0;
-        for key in limit_keys {
-            limits += sqlx::query("DELETE FROM rate_limits WHERE key = ?")
-                .bind(key)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?
-                .rows_affected();
-        }
-        tx.commit().await.map_err(classify)?;
+        let (phone, limit_keys) = (phone.e164().to_owned(), limit_keys.to_vec());
+        let deleted = self
+            .conn
+            .run(move |conn| {
+                let verifications = execute(conn, "DELETE FROM verifications WHERE phone = ?", params![phone])? as u64;
+                let mut limits = 0;
+                for key in &limit_keys {
+                    limits += execute(conn, "DELETE FROM rate_limits WHERE key = ?", params![key])? as u64;
+                }
+                Ok(HotDeleted { verifications, limits })
+            })
+            .await?;
         self.scrub().await;
-        Ok(HotDeleted { verifications, limits })
+        Ok(deleted)
     }
 
     pub(super) async fn export_user_impl(&self, phone: &PhoneNumber) -> Result<Option<UserRecords>, StoreError> {
-        let Some(user) = sqlx::query("SELECT id, created_at FROM users WHERE phone = ?")
-            .bind(phone.e164())
-            .fetch_optional(&self.pool)
+        let phone = phone.e164().to_owned();
+        self.conn
+            .run(move |conn| {
+                let user: Option<(String, i64)> = conn
+                    .prepare_cached("SELECT id, created_at FROM users WHERE phone = ?")
+                    .and_then(|mut s| s.query_row(params![phone], |row| Ok((row.get(0)?, row.get(1)?))).optional())
+                    .map_err(classify)?;
+                let Some((id, created_at)) = user else { return Ok(None) };
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT family, channel, issued_at, expires_at, used_at, revoked_at FROM refresh_tokens \
+                         WHERE user_id = ? ORDER BY issued_at",
+                    )
+                    .map_err(classify)?;
+                let refresh_tokens = statement
+                    .query_map(params![id], |row| {
+                        Ok(RefreshTokenRecord {
+                            family: row.get(0)?,
+                            channel: row.get(1)?,
+                            issued_at: Timestamp(row.get(2)?),
+                            expires_at: Timestamp(row.get(3)?),
+                            used_at: row.get::<_, Option<i64>>(4)?.map(Timestamp),
+                            revoked_at: row.get::<_, Option<i64>>(5)?.map(Timestamp),
+                        })
+                    })
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(classify)?;
+                Ok(Some(UserRecords { id, phone, created_at: Timestamp(created_at), refresh_tokens }))
+            })
             .await
-            .map_err(classify)?
-        else {
-            return Ok(None);
-        };
-        let id: String = user.try_get("id").map_err(classify)?;
-        let rows = sqlx::query(
-            "SELECT family, channel, issued_at, expires_at, used_at, revoked_at FROM refresh_tokens \
-             WHERE user_id = ? ORDER BY issued_at",
-        )
-        .bind(&id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
-        let at = |row: &sqlx::sqlite::SqliteRow, name: &str| -> Result<Option<Timestamp>, StoreError> {
-            Ok(row.try_get::<Option<i64>, _>(name).map_err(classify)?.map(Timestamp))
-        };
-        let mut refresh_tokens = Vec::with_capacity(rows.len());
-        for row in &rows {
-            refresh_tokens.push(RefreshTokenRecord {
-                family: row.try_get("family").map_err(classify)?,
-                channel: row.try_get("channel").map_err(classify)?,
-                issued_at: Timestamp(row.try_get("issued_at").map_err(classify)?),
-                expires_at: Timestamp(row.try_get("expires_at").map_err(classify)?),
-                used_at: at(row, "used_at")?,
-                revoked_at: at(row, "revoked_at")?,
-            });
-        }
-        Ok(Some(UserRecords {
-            id,
-            phone: phone.e164().to_owned(),
-            created_at: Timestamp(user.try_get("created_at").map_err(classify)?),
-            refresh_tokens,
-        }))
     }
 
     pub(super) async fn user_id_by_phone(&self, phone: &PhoneNumber) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT id FROM users WHERE phone = ?")
-            .bind(phone.e164())
-            .fetch_optional(&self.pool)
+        let phone = phone.e164().to_owned();
+        self.conn
+            .run(move |conn| {
+                conn.prepare_cached("SELECT id FROM users WHERE phone = ?")
+                    .and_then(|mut s| s.query_row(params![phone], |row| row.get(0)).optional())
+                    .map_err(classify)
+            })
             .await
-            .map_err(classify)
     }
 }

@@ -1,24 +1,57 @@
-//! Users and refresh tokens in SQLite. Writes that read before they decide (sign-in, rotation)
-//! run in `BEGIN IMMEDIATE` transactions like the verification flow, so two connections can never
-//! both spend one refresh token or both create one user.
+//! Users and refresh tokens in SQLite. Each operation reads, decides and writes on the store's
+//! one connection (see `conn`), so two requests can never both spend one refresh token or both
+//! create one user.
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SqliteStore, classify};
+use super::{SqliteStore, classify, execute};
 
-fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
-    let id: String = row.try_get("id").map_err(classify)?;
+/// The user columns, for SQL built with `concat!`.
+macro_rules! user_columns {
+    () => {
+        "id, phone, created_at"
+    };
+}
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> Result<User, StoreError> {
+    let id: String = row.get(0).map_err(classify)?;
     Ok(User {
         id: UserId::parse(&id).ok_or_else(|| StoreError::Internal("corrupt user row: id".into()))?,
-        phone: row.try_get("phone").map_err(classify)?,
-        created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
+        phone: row.get(1).map_err(classify)?,
+        created_at: Timestamp(row.get(2).map_err(classify)?),
     })
+}
+
+/// The first user `sql` returns.
+fn query_user(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<Option<User>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(classify)?;
+    let mut rows = statement.query(params).map_err(classify)?;
+    match rows.next().map_err(classify)? {
+        Some(row) => user_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn insert_refresh_token(
+    conn: &Connection,
+    token: &NewRefreshToken,
+    user: &UserId,
+    family: &str,
+    channel: Channel,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    execute(
+        conn,
+        "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        params![token.digest.as_bytes().as_slice(), user.as_str(), family, channel.as_str(), now.0, token.expires_at.0],
+    )
+    .map(drop)
 }
 
 #[async_trait]
@@ -30,52 +63,42 @@ impl SessionStore for SqliteStore {
         first: &NewRefreshToken,
         now: Timestamp,
     ) -> Result<(User, bool), StoreError> {
-        let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, phone, created_at) VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING \
-             RETURNING id, phone, created_at",
-        )
-        .bind(new_id.as_str())
-        .bind(phone.e164())
-        .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let (user, created) = match inserted {
-            Some(row) => (user_from_row(&row)?, true),
-            None => {
-                let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE phone = ?")
-                    .bind(phone.e164())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                (user_from_row(&row)?, false)
-            }
-        };
-        sqlx::query(
-            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(first.digest.as_bytes().as_slice())
-        .bind(user.id.as_str())
-        .bind(first.family.as_str())
-        .bind(first.channel.as_str())
-        .bind(now.0)
-        .bind(first.expires_at.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok((user, created))
+        let (phone, first) = (phone.e164().to_owned(), first.clone());
+        self.conn
+            .run(move |conn| {
+                let inserted = query_user(
+                    conn,
+                    concat!(
+                        "INSERT INTO users (",
+                        user_columns!(),
+                        ") VALUES (?, ?, ?) ON CONFLICT (phone) DO NOTHING \
+                         RETURNING ",
+                        user_columns!()
+                    ),
+                    params![new_id.as_str(), phone, now.0],
+                )?;
+                let (user, created) = match inserted {
+                    Some(user) => (user, true),
+                    None => {
+                        let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE phone = ?");
+                        let user = query_user(conn, sql, params![phone])?
+                            .ok_or_else(|| StoreError::Internal("user vanished during sign-in".into()))?;
+                        (user, false)
+                    }
+                };
+                insert_refresh_token(conn, &first, &user.id, first.family.as_str(), first.channel, now)?;
+                Ok((user, created))
+            })
+            .await
     }
 
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
+        let id = id.clone();
+        self.conn
+            .run(move |conn| {
+                query_user(conn, concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?"), params![id.as_str()])
+            })
             .await
-            .map_err(classify)?;
-        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn rotate_refresh_token(
@@ -84,109 +107,99 @@ impl SessionStore for SqliteStore {
         next: &NewRefreshToken,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The join drops tokens whose user is gone (the foreign key cascades anyway).
-        let row = sqlx::query(
-            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
-             FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?",
-        )
-        .bind(presented.as_bytes().as_slice())
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let Some(row) = row else { return Ok(RotateOutcome::Invalid) };
-        let family: String = row.try_get("family").map_err(classify)?;
-        let channel: String = row.try_get("channel").map_err(classify)?;
-        let channel = Channel::from_str(&channel)
-            .map_err(|_| StoreError::Internal("corrupt refresh token row: channel".into()))?;
-        let expires_at: i64 = row.try_get("expires_at").map_err(classify)?;
-        let used_at: Option<i64> = row.try_get("used_at").map_err(classify)?;
-        let revoked_at: Option<i64> = row.try_get("revoked_at").map_err(classify)?;
-        if revoked_at.is_some() || now.0 >= expires_at {
-            return Ok(RotateOutcome::Invalid);
-        }
-        if used_at.is_some() {
-            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL")
-                .bind(now.0)
-                .bind(&family)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-            tx.commit().await.map_err(classify)?;
-            return Ok(RotateOutcome::Reused);
-        }
-        let user = user_from_row(&row)?;
-        sqlx::query("UPDATE refresh_tokens SET used_at = ? WHERE digest = ?")
-            .bind(now.0)
-            .bind(presented.as_bytes().as_slice())
-            .execute(&mut *tx)
+        let (presented, next) = (*presented, next.clone());
+        self.conn
+            .run(move |conn| {
+                // The join drops tokens whose user is gone (the foreign key cascades anyway).
+                let found = conn
+                    .prepare_cached(
+                        "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
+                         FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![presented.as_bytes().as_slice()], |row| {
+                            let token: (String, String, i64, Option<i64>, Option<i64>) =
+                                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
+                            let user: (String, String, i64) = (row.get(5)?, row.get(6)?, row.get(7)?);
+                            Ok((token, user))
+                        })
+                        .optional()
+                    })
+                    .map_err(classify)?;
+                let Some(((family, channel, expires_at, used_at, revoked_at), (id, phone, created_at))) = found else {
+                    return Ok(RotateOutcome::Invalid);
+                };
+                let channel = Channel::from_str(&channel)
+                    .map_err(|_| StoreError::Internal("corrupt refresh token row: channel".into()))?;
+                if revoked_at.is_some() || now.0 >= expires_at {
+                    return Ok(RotateOutcome::Invalid);
+                }
+                if used_at.is_some() {
+                    // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
+                    execute(
+                        conn,
+                        "UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+                        params![now.0, family],
+                    )?;
+                    return Ok(RotateOutcome::Reused);
+                }
+                let user = User {
+                    id: UserId::parse(&id).ok_or_else(|| StoreError::Internal("corrupt user row: id".into()))?,
+                    phone,
+                    created_at: Timestamp(created_at),
+                };
+                execute(
+                    conn,
+                    "UPDATE refresh_tokens SET used_at = ? WHERE digest = ?",
+                    params![now.0, presented.as_bytes().as_slice()],
+                )?;
+                insert_refresh_token(conn, &next, &user.id, &family, channel, now)?;
+                Ok(RotateOutcome::Rotated { user, channel })
+            })
             .await
-            .map_err(classify)?;
-        sqlx::query(
-            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(next.digest.as_bytes().as_slice())
-        .bind(user.id.as_str())
-        .bind(&family)
-        .bind(channel.as_str())
-        .bind(now.0)
-        .bind(next.expires_at.0)
-        .execute(&mut *tx)
-        .await
-        .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        Ok(RotateOutcome::Rotated { user, channel })
     }
 
     async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
-        // One statement, so it is atomic without an explicit transaction.
-        let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL \
-             AND family = (SELECT family FROM refresh_tokens WHERE digest = ?)",
-        )
-        .bind(now.0)
-        .bind(presented.as_bytes().as_slice())
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(done.rows_affected() > 0)
+        let presented = *presented;
+        self.conn
+            .run(move |conn| {
+                let changed = execute(
+                    conn,
+                    "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL \
+                     AND family = (SELECT family FROM refresh_tokens WHERE digest = ?)",
+                    params![now.0, presented.as_bytes().as_slice()],
+                )?;
+                Ok(changed > 0)
+            })
+            .await
     }
 
     async fn delete_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query("DELETE FROM users WHERE id = ? RETURNING id, phone, created_at")
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(classify)?;
-        let Some(row) = row else { return Ok(None) };
-        let user = user_from_row(&row)?;
-        // Foreign keys are on for every connection, but say it outright rather than rely on it.
-        sqlx::query("DELETE FROM refresh_tokens WHERE user_id = ?")
-            .bind(user.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query("DELETE FROM verifications WHERE phone = ?")
-            .bind(&user.phone)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
-        // Erased means gone from the files too, not only from the tables (see `privacy`).
-        self.scrub().await;
-        Ok(Some(user))
+        let id = id.clone();
+        let deleted = self
+            .conn
+            .run(move |conn| {
+                let sql = concat!("DELETE FROM users WHERE id = ? RETURNING ", user_columns!());
+                let Some(user) = query_user(conn, sql, params![id.as_str()])? else { return Ok(None) };
+                // Foreign keys are on, but say it outright rather than rely on it.
+                execute(conn, "DELETE FROM refresh_tokens WHERE user_id = ?", params![user.id.as_str()])?;
+                execute(conn, "DELETE FROM verifications WHERE phone = ?", params![user.phone])?;
+                Ok(Some(user))
+            })
+            .await?;
+        if deleted.is_some() {
+            // Erased means gone from the files too, not only from the tables (see `privacy`).
+            self.scrub().await;
+        }
+        Ok(deleted)
     }
 
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= ?")
-            .bind(now.0)
-            .execute(&self.pool)
+        self.conn
+            .run(move |conn| {
+                execute(conn, "DELETE FROM refresh_tokens WHERE expires_at <= ?", params![now.0]).map(|n| n as u64)
+            })
             .await
-            .map_err(classify)?;
-        Ok(done.rows_affected())
     }
 
     async fn export_user_by_phone(

@@ -111,16 +111,22 @@ impl Conn {
         // The checkpointer stops when the working thread ends and drops `running`.
         let (running, stopped) = std::sync::mpsc::channel::<()>();
         let spawn_failed = |e: std::io::Error| StoreError::Unavailable(format!("cannot start a SQLite thread: {e}"));
+        let checkpointer = std::thread::Builder::new()
+            .name("otpgate-sqlite-ckpt".into())
+            .spawn(move || checkpointer(checkpoints, stopped))
+            .map_err(spawn_failed)?;
         std::thread::Builder::new()
             .name("otpgate-sqlite".into())
             .spawn(move || {
-                serve(conn, queue);
+                let closers = serve(conn, queue);
+                // Closed means every connection is closed (the last one folds the WAL into the
+                // file): stop the checkpointer and wait for it before saying so.
                 drop(running);
+                let _ = checkpointer.join();
+                for done in closers {
+                    let _ = done.send(());
+                }
             })
-            .map_err(spawn_failed)?;
-        std::thread::Builder::new()
-            .name("otpgate-sqlite-ckpt".into())
-            .spawn(move || checkpointer(checkpoints, stopped))
             .map_err(spawn_failed)?;
         Ok(Conn { jobs })
     }
@@ -154,7 +160,7 @@ impl Conn {
         answer.await.map_err(|_| closed())?
     }
 
-    /// Finishes what is queued, then closes the connection (SQLite checkpoints the WAL into the
+    /// Finishes what is queued, then closes both connections (SQLite folds the WAL into the
     /// database file as its last connection closes). Later operations answer `Unavailable`.
     pub(crate) async fn close(&self) {
         let (done, closed) = oneshot::channel();
@@ -211,7 +217,7 @@ fn configure_pragmas(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The thread: wait for work, take all that is waiting, run it, repeat until closed.
-fn serve(conn: Connection, mut queue: mpsc::Receiver<Job>) {
+fn serve(conn: Connection, mut queue: mpsc::Receiver<Job>) -> Vec<oneshot::Sender<()>> {
     let mut batch: Vec<Box<dyn Op>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         let mut next = Some(first);
@@ -231,23 +237,23 @@ fn serve(conn: Connection, mut queue: mpsc::Receiver<Job>) {
                 Job::Close(done) => {
                     commit_batch(&conn, &mut batch);
                     drop(conn);
-                    let _ = done.send(());
                     queue.close();
                     // Whatever raced in after the close hears that the store is closed.
+                    let mut closers = vec![done];
                     while let Ok(job) = queue.try_recv() {
                         match job {
                             Job::Write(op) | Job::Alone(op) => op.fail(closed()),
-                            Job::Close(done) => {
-                                let _ = done.send(());
-                            }
+                            Job::Close(done) => closers.push(done),
                         }
                     }
-                    return;
+                    return closers;
                 }
             }
         }
         commit_batch(&conn, &mut batch);
     }
+    // Every handle is gone: nobody is waiting for the close.
+    Vec::new()
 }
 
 /// Runs `batch` in one transaction and answers everyone once it committed. With more than one
@@ -416,6 +422,8 @@ mod tests {
         conn.close().await;
         let answer = conn.run(|c| insert(c, 2)).await;
         assert!(matches!(answer, Err(StoreError::Unavailable(_))), "{answer:?}");
+        // Both connections are closed: the last one folded the WAL into the file and removed it.
+        assert!(!path.with_extension("db-wal").exists(), "the WAL outlived the close");
         assert_eq!(rows(&path), vec![1]);
     }
 

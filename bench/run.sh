@@ -1,41 +1,38 @@
 #!/usr/bin/env bash
 # The load benchmark: a minimal axum hello server (the ceiling), otpgate's send, and the full
-# send -> check-with-session flow, each under wrk on loopback, on the embedded default (SQLite +
-# demo provider). Prints a Markdown table; BENCHMARKS.md records a run and these commands.
-#   bench/run.sh            (DURATION=10s THREADS=2 CONNECTIONS=64 by default)
-# Needs wrk (Debian: apt-get install wrk). Every server binds 127.0.0.1; every run is bounded.
+# send -> check-with-session flow, each under wrk on loopback with the demo provider, on the
+# embedded default (SQLite) and, with STORES="sqlite redis+postgres", on Redis + PostgreSQL too.
+# Then each otpgate run again at half its saturated rate with an open-loop generator
+# (crates/otpgate-bench/examples/rate.rs), for the latency a service sees when it is not
+# saturated. Prints Markdown tables; BENCHMARKS.md records a run and these commands.
+#   bench/run.sh            (DURATION=10s THREADS=2 CONNECTIONS=64 STORES=sqlite by default)
+# Needs wrk (Debian: apt-get install wrk); redis+postgres needs REDIS_URL (redis://127.0.0.1:6379)
+# and DATABASE_URL (default postgres://postgres@127.0.0.1:5432/otpgate_bench, created if
+# missing). Every server binds 127.0.0.1; every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
+STORES=${STORES:-sqlite}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/otpgate_bench}
+if [[ " $STORES " == *" redis+postgres "* ]] && [ "${DATABASE_URL##*/}" = otpgate_bench ]; then
+  psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'otpgate_bench'" | grep -q 1 ||
+    psql -h 127.0.0.1 -U postgres -d postgres -qc "CREATE DATABASE otpgate_bench"
+fi
 PER_THREAD=${BENCH_NUMBERS_PER_THREAD:-40000}
 export BENCH_NUMBERS_PER_THREAD=$PER_THREAD
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p otpgate
-cargo build --release -q -p otpgate-bench --example hello
+cargo build --release -q -p otpgate-bench --example hello --example rate
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-# Limits and the tripwire off: the benchmark measures the work of a request, not refusals.
-# Test numbers (code 123456) for the flow, matching bench/flow.lua's numbering.
-python3 - "$work/otpgate.toml" "$THREADS" "$PER_THREAD" <<'PY'
-import sys
-path, threads, per = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-limits = ["phone_send", "phone_send_hourly", "phone_send_daily", "ip_send", "ip_send_hourly", "prefix_send",
-          "country_send", "global_send_hourly", "global_send_daily", "phone_check_failures", "ip_check"]
-with open(path, "w") as f:
-    f.write('[log]\nlevel = "warn"\nformat = "json"\n[tripwire]\nenabled = false\n[limits]\n')
-    for l in limits:
-        f.write(f"{l} = {{ count = 0, period_secs = 60 }}\n")
-    f.write("[test_numbers]\n")
-    for t in range(threads):
-        for k in range(1, per + 1):
-            n = t * per + k
-            f.write(f'"+1415{200 + (n // 10000) % 800:03d}{n % 10000:04d}" = "123456"\n')
-PY
+# Limits and the tripwire off; THREADS * PER_THREAD test numbers for bench/flow.lua.
+python3 bench/config.py "$work/otpgate.toml" $((THREADS * PER_THREAD))
 
 wait_up() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.2; done; echo "no answer from $1" >&2; return 1; }
 peak_mib() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
@@ -54,23 +51,63 @@ target/release/examples/hello 127.0.0.1:18090 >/dev/null 2>&1 & pids+=($!)
 wait_up http://127.0.0.1:18090/
 hello=$(measure hello http://127.0.0.1:18090/ "")
 hello_mem=$(peak_mib "${pids[-1]}")
+kill "${pids[-1]}"
 
-run_otpgate() { # name script
-  local dir="$work/$1"
-  mkdir -p "$dir"
-  (cd "$dir" && exec "$OLDPWD/target/release/otpgate" serve --config "$work/otpgate.toml" --listen 127.0.0.1:18091 \
-    >"$dir/server.log" 2>&1) &
-  local pid=$!
-  pids+=("$pid")
-  wait_up http://127.0.0.1:18091/healthz
-  local line
-  line=$(measure "$1" http://127.0.0.1:18091 "$2")
-  echo "$line|$(peak_mib "$pid")"
-  kill "$pid"
-  wait "$pid" 2>/dev/null || true
+# The store settings of one setup, appended to the configuration of a run.
+store_config() { # setup run-name
+  case "$1" in
+    sqlite) ;; # the default: otpgate.db in the run's own directory
+    redis+postgres)
+      # Keys of this run only (the prefix); users and refresh tokens in the benchmark's database.
+      printf '[store]\nhot = "%s"\ndurable = "%s"\nredis_key_prefix = "bench%s-%s:"\n' \
+        "$REDIS_URL" "$DATABASE_URL" "$$" "$2"
+      ;;
+    *) echo "unknown store setup $1 (sqlite or redis+postgres)" >&2; exit 1 ;;
+  esac
 }
-send=$(run_otpgate send bench/send.lua)
-flow=$(run_otpgate flow bench/flow.lua)
+
+start_otpgate() { # setup name -> pid in $otpgate_pid
+  local dir="$work/$1-$2"
+  mkdir -p "$dir"
+  { cat "$work/otpgate.toml"; store_config "$1" "$2"; } >"$dir/otpgate.toml"
+  (cd "$dir" && exec "$OLDPWD/target/release/otpgate" serve --config "$dir/otpgate.toml" --listen 127.0.0.1:18091 \
+    >"$dir/server.log" 2>&1) &
+  otpgate_pid=$!
+  pids+=("$otpgate_pid")
+  wait_up http://127.0.0.1:18091/healthz
+}
+
+stop_otpgate() { kill "$otpgate_pid"; wait "$otpgate_pid" 2>/dev/null || true; }
+
+run_otpgate() { # setup name script
+  start_otpgate "$1" "$2"
+  local line
+  line=$(measure "$2 ($1)" http://127.0.0.1:18091 "$3")
+  echo "$line|$(peak_mib "$otpgate_pid")"
+  stop_otpgate
+}
+
+# A fresh server, driven at a fixed rate: "name|target/s|p50|p99|max|non-2xx+errors+late".
+run_rate() { # setup name script rate
+  start_otpgate "$1" "$2-half"
+  local out
+  out=$(target/release/examples/rate http://127.0.0.1:18091 "$3" "$4" "${DURATION%s}")
+  stop_otpgate
+  local v
+  v() { tr ' ' '\n' <<<"$out" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+  echo "$2 ($1)|$4|$(v p50_ms) ms|$(v p99_ms) ms|$(v max_ms) ms|$(( $(v non2xx) + $(v errors) + $(v late) ))"
+}
+
+results=("$hello|$hello_mem")
+rates=()
+for setup in $STORES; do
+  send=$(run_otpgate "$setup" send bench/send.lua)
+  flow=$(run_otpgate "$setup" flow bench/flow.lua)
+  results+=("$send" "$flow")
+  half() { python3 -c "import sys; print(int(float(sys.argv[1]) / 2))" "$(cut -d'|' -f2 <<<"$1")"; }
+  rates+=("$(run_rate "$setup" send send "$(half "$send")")")
+  rates+=("$(run_rate "$setup" flow flow "$(half "$flow")")")
+done
 
 hello_rps=$(cut -d'|' -f2 <<<"$hello")
 echo
@@ -78,8 +115,17 @@ echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $(nproc) cores, $(date -u +%Y-%
 echo
 echo "| run | requests/s | vs hello | p50 | p99 | non-2xx | peak RSS MiB |"
 echo "|---|---|---|---|---|---|---|"
-for line in "$hello|$hello_mem" "$send" "$flow"; do
+for line in "${results[@]}"; do
   IFS='|' read -r name rps p50 p99 bad mem <<<"$line"
   ratio=$(python3 -c "import sys; print('%.1f%%' % (100 * float(sys.argv[1]) / float(sys.argv[2])))" "$rps" "$hello_rps")
   echo "| $name | $rps | $ratio | $p50 | $p99 | $bad | $mem |"
+done
+echo
+echo "Half the saturated rate, open loop (latency from when each request was due), ${DURATION%s} s each:"
+echo
+echo "| run | requests/s | p50 | p99 | max | failed or late |"
+echo "|---|---|---|---|---|---|"
+for line in "${rates[@]}"; do
+  IFS='|' read -r name rate p50 p99 max bad <<<"$line"
+  echo "| $name | $rate | $p50 | $p99 | $max | $bad |"
 done

@@ -6,7 +6,8 @@
 # (crates/otpgate-bench/examples/rate.rs), for the latency a service sees when it is not
 # saturated. Prints Markdown tables; BENCHMARKS.md records a run and these commands.
 #   bench/run.sh            (DURATION=10s THREADS=2 CONNECTIONS=64 STORES=sqlite by default)
-# Needs wrk (Debian: apt-get install wrk); redis+postgres needs REDIS_URL (redis://127.0.0.1:6379)
+# Needs wrk (Debian: apt-get install wrk); redis+postgres needs REDIS_URL (default
+# redis://127.0.0.1:6379/7, a database the benchmark empties before each run)
 # and DATABASE_URL (default postgres://postgres@127.0.0.1:5432/otpgate_bench, created if
 # missing). Every server binds 127.0.0.1; every run is bounded.
 set -euo pipefail
@@ -15,7 +16,7 @@ DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 STORES=${STORES:-sqlite}
-REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/7}
 DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/otpgate_bench}
 if [[ " $STORES " == *" redis+postgres "* ]] && [ "${DATABASE_URL##*/}" = otpgate_bench ]; then
   psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'otpgate_bench'" | grep -q 1 ||
@@ -28,7 +29,11 @@ cargo build --release -q -p otpgate
 cargo build --release -q -p otpgate-bench --example hello --example rate
 work=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+  [[ " $STORES " != *" redis+postgres "* ]] || redis-cli -u "$REDIS_URL" flushdb >/dev/null || true
+}
 trap cleanup EXIT
 
 # Limits and the tripwire off; THREADS * PER_THREAD test numbers for bench/flow.lua.
@@ -58,7 +63,7 @@ store_config() { # setup run-name
   case "$1" in
     sqlite) ;; # the default: otpgate.db in the run's own directory
     redis+postgres)
-      # Keys of this run only (the prefix); users and refresh tokens in the benchmark's database.
+      # Keys in the benchmark's Redis database; users and refresh tokens in its Postgres database.
       printf '[store]\nhot = "%s"\ndurable = "%s"\nredis_key_prefix = "bench%s-%s:"\n' \
         "$REDIS_URL" "$DATABASE_URL" "$$" "$2"
       ;;
@@ -68,6 +73,9 @@ store_config() { # setup run-name
 
 start_otpgate() { # setup name -> pid in $otpgate_pid
   local dir="$work/$1-$2"
+  # Each run starts on an empty database: the keys of the run before would expire during this
+  # one, and Redis expiring a few hundred thousand keys at once is a latency spike of its own.
+  [ "$1" != redis+postgres ] || redis-cli -u "$REDIS_URL" flushdb >/dev/null
   mkdir -p "$dir"
   { cat "$work/otpgate.toml"; store_config "$1" "$2"; } >"$dir/otpgate.toml"
   (cd "$dir" && exec "$OLDPWD/target/release/otpgate" serve --config "$dir/otpgate.toml" --listen 127.0.0.1:18091 \

@@ -13,6 +13,9 @@ pub mod postgres;
 pub mod open;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod migrations;
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 
 mod wire;

@@ -5,7 +5,6 @@
 //! one token or one unit of a limit. The schema is embedded and brought up to date at connect
 //! (sqlx takes an advisory lock, so instances starting together migrate once).
 
-use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,15 +18,14 @@ use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, VerificationStore,
 };
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, SqlSafeStr, Transaction};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 
 mod idempotency;
 mod privacy;
 mod sessions;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (1, "verifications", include_str!("../../migrations/postgres/0001_verifications.sql")),
     (2, "sessions", include_str!("../../migrations/postgres/0002_sessions.sql")),
     (3, "counters", include_str!("../../migrations/postgres/0003_counters.sql")),
@@ -101,19 +99,7 @@ impl PgStore {
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|(version, description, sql)| {
-                Migration::new(
-                    *version,
-                    Cow::Borrowed(*description),
-                    MigrationType::Simple,
-                    AssertSqlSafe(*sql).into_sql_str(),
-                    false,
-                )
-            })
-            .collect::<Vec<_>>();
-        let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
+        let migrator = crate::migrations::migrator(MIGRATIONS);
         migrator.run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 

@@ -3,7 +3,6 @@
 //! Every operation is a closure that reads, decides and writes without anything interleaving, so
 //! read-decide-write sequences (check a code, take from a limit) are atomic.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,9 +16,7 @@ use otpgate_core::{
     Verification, VerificationId, VerificationStatus, VerificationStore,
 };
 use rusqlite::{Connection, OptionalExtension, params};
-use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 mod conn;
 mod idempotency;
@@ -30,7 +27,7 @@ use conn::Conn;
 pub(crate) use conn::classify;
 
 /// The schema, embedded in the binary so a fresh file is ready without any tool.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (1, "verifications", include_str!("../../migrations/sqlite/0001_verifications.sql")),
     (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
     (3, "idempotency", include_str!("../../migrations/sqlite/0003_idempotency.sql")),
@@ -78,19 +75,7 @@ async fn migrate(path: &Path) -> Result<(), StoreError> {
         .connect_with(options)
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let migrations = MIGRATIONS
-        .iter()
-        .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                AssertSqlSafe(*sql).into_sql_str(),
-                false,
-            )
-        })
-        .collect::<Vec<_>>();
-    let migrator = Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT };
+    let migrator = crate::migrations::migrator(MIGRATIONS);
     let result = migrator.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")));
     pool.close().await;
     result

@@ -78,6 +78,11 @@ where
 {
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply> {
         let Pending { op, reply } = *self;
+        if reply.is_closed() {
+            // The caller gave up waiting (the store deadline passed, the client hung up): it has
+            // answered already, so writing now would store what nobody was told about.
+            return Box::new(Done { result: Err(StoreError::Unavailable("the caller gave up".into())), reply });
+        }
         // A panic is a bug in one operation; it must not take the store down for everyone.
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| op(conn)))
             .unwrap_or_else(|_| Err(StoreError::Internal("a SQLite operation panicked".into())));
@@ -444,5 +449,29 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(in_file(), "the row never reached the database file");
+    }
+
+    #[tokio::test]
+    async fn an_operation_whose_caller_gave_up_before_it_ran_does_not_run() {
+        let (_dir, path, conn) = store();
+        let (started, holding) = oneshot::channel();
+        let first = tokio::spawn({
+            let conn = conn.clone();
+            async move {
+                conn.run(move |_| {
+                    started.send(()).unwrap();
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        holding.await.unwrap();
+        // Queued behind the first, and abandoned (as a store deadline would) before it runs.
+        let gave_up = tokio::time::timeout(Duration::from_millis(20), conn.run(|c| insert(c, 1))).await;
+        assert!(gave_up.is_err(), "the deadline should have passed first");
+        first.await.unwrap().unwrap();
+        conn.run(|c| insert(c, 2)).await.unwrap();
+        assert_eq!(rows(&path), vec![2]);
     }
 }

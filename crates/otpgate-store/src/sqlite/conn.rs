@@ -79,7 +79,7 @@ where
     fn run(self: Box<Self>, conn: &Connection) -> Box<dyn Reply> {
         let Pending { op, reply } = *self;
         if reply.is_closed() {
-            // The caller gave up waiting (the store deadline passed, the client hung up): it has
+            // The caller gave up waiting (the request deadline passed, the client hung up): it has
             // answered already, so writing now would store what nobody was told about.
             return Box::new(Done { result: Err(StoreError::Unavailable("the caller gave up".into())), reply });
         }
@@ -467,7 +467,7 @@ mod tests {
             }
         });
         holding.await.unwrap();
-        // Queued behind the first, and abandoned (as a store deadline would) before it runs.
+        // Queued behind the first, and abandoned (as a request deadline would) before it runs.
         let gave_up = tokio::time::timeout(Duration::from_millis(20), conn.run(|c| insert(c, 1))).await;
         assert!(gave_up.is_err(), "the deadline should have passed first");
         first.await.unwrap().unwrap();

@@ -360,6 +360,23 @@ mod tests {
         s.query_map([], |row| row.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
     }
 
+    /// Starts an operation that keeps the thread busy for `busy`, and returns once it runs, so
+    /// whatever is submitted next queues behind it.
+    async fn hold_the_thread(conn: &Conn, busy: Duration) -> tokio::task::JoinHandle<Result<(), StoreError>> {
+        let (started, running) = oneshot::channel();
+        let conn = conn.clone();
+        let first = tokio::spawn(async move {
+            conn.run(move |_| {
+                started.send(()).unwrap();
+                std::thread::sleep(busy);
+                Ok(())
+            })
+            .await
+        });
+        running.await.unwrap();
+        first
+    }
+
     fn insert(conn: &Connection, x: i64) -> Result<(), StoreError> {
         conn.execute("INSERT INTO t (x) VALUES (?)", [x]).map(drop).map_err(classify)
     }
@@ -368,19 +385,7 @@ mod tests {
     async fn a_failing_operation_in_a_batch_rolls_back_only_itself() {
         let (_dir, path, conn) = store();
         // The first operation holds the thread so the others queue up and run as one batch.
-        let (started, holding) = oneshot::channel();
-        let first = tokio::spawn({
-            let conn = conn.clone();
-            async move {
-                conn.run(move |_| {
-                    started.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(100));
-                    Ok(())
-                })
-                .await
-            }
-        });
-        holding.await.unwrap();
+        let first = hold_the_thread(&conn, Duration::from_millis(100)).await;
         let others: Vec<_> = (0..40)
             .map(|x| {
                 let conn = conn.clone();
@@ -454,19 +459,7 @@ mod tests {
     #[tokio::test]
     async fn an_operation_whose_caller_gave_up_before_it_ran_does_not_run() {
         let (_dir, path, conn) = store();
-        let (started, holding) = oneshot::channel();
-        let first = tokio::spawn({
-            let conn = conn.clone();
-            async move {
-                conn.run(move |_| {
-                    started.send(()).unwrap();
-                    std::thread::sleep(Duration::from_millis(200));
-                    Ok(())
-                })
-                .await
-            }
-        });
-        holding.await.unwrap();
+        let first = hold_the_thread(&conn, Duration::from_millis(200)).await;
         // Queued behind the first, and abandoned (as a request deadline would) before it runs.
         let gave_up = tokio::time::timeout(Duration::from_millis(20), conn.run(|c| insert(c, 1))).await;
         assert!(gave_up.is_err(), "the deadline should have passed first");

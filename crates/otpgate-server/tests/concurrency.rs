@@ -11,34 +11,10 @@ const PHONE: &str = "+14155550123";
 async fn fifty_wrong(app: &TestApp) -> (usize, usize, usize, String) {
     app.send(PHONE).await;
     let code = app.inbox_code(PHONE).await;
-    let mut tasks = JoinSet::new();
-    for i in 0..50 {
-        let (client, url) = (app.client.clone(), app.url("/v1/verifications/check"));
-        let mut guess = format!("{:06}", 100_000 + i);
-        if guess == code {
-            guess = format!("{:06}", 999_999 - i);
-        }
-        tasks.spawn(async move {
-            let r = client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(format!(r#"{{"phone":"{PHONE}","code":"{guess}"}}"#))
-                .send()
-                .await
-                .unwrap();
-            let body: serde_json::Value = r.json().await.unwrap();
-            body["error"]["code"].as_str().unwrap().to_owned()
-        });
-    }
-    let (mut invalid, mut locked, mut limited) = (0, 0, 0);
-    while let Some(code) = tasks.join_next().await {
-        match code.unwrap().as_str() {
-            "invalid_code" => invalid += 1,
-            "too_many_attempts" => locked += 1,
-            "rate_limited" => limited += 1,
-            other => panic!("unexpected {other}"),
-        }
-    }
+    let counts = parallel_wrong_codes(&[app], PHONE, &code, 50).await;
+    let count = |error: &str| counts.get(error).copied().unwrap_or(0);
+    let (invalid, locked, limited) = (count("invalid_code"), count("too_many_attempts"), count("rate_limited"));
+    assert_eq!(invalid + locked + limited, 50, "unexpected answers: {counts:?}");
     (invalid, locked, limited, code)
 }
 

@@ -12,7 +12,6 @@ use otpgate_core::verification::random_base62;
 use otpgate_server::Overrides;
 use otpgate_store::postgres::{PgOptions, PgStore};
 use secrecy::SecretString;
-use tokio::task::JoinSet;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -91,35 +90,10 @@ async fn fifty_wrong_codes_spread_over_both_evaluate_at_most_five() {
     let phone = "+14155550143";
     assert!((a.send(phone).await.status / 100) == 2);
     let code = a.inbox_code(phone).await;
-    let mut tasks = JoinSet::new();
-    for i in 0..50 {
-        let app = if i % 2 == 0 { &a } else { &b };
-        let (client, url) = (app.client.clone(), app.url("/v1/verifications/check"));
-        let mut guess = format!("{:06}", 100_000 + i);
-        if guess == code {
-            guess = format!("{:06}", 999_999 - i);
-        }
-        tasks.spawn(async move {
-            let r = client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(format!(r#"{{"phone":"{phone}","code":"{guess}"}}"#))
-                .send()
-                .await
-                .unwrap();
-            let body: serde_json::Value = r.json().await.unwrap();
-            body["error"]["code"].as_str().unwrap().to_owned()
-        });
-    }
-    let (mut invalid, mut locked) = (0, 0);
-    while let Some(code) = tasks.join_next().await {
-        match code.unwrap().as_str() {
-            "invalid_code" => invalid += 1,
-            "too_many_attempts" => locked += 1,
-            other => panic!("unexpected {other}"),
-        }
-    }
-    assert_eq!((invalid, locked), (4, 46));
+    let counts = parallel_wrong_codes(&[&a, &b], phone, &code, 50).await;
+    let (invalid, locked) = (counts.get("invalid_code").copied(), counts.get("too_many_attempts").copied());
+    assert_eq!(counts.len(), 2, "unexpected answers: {counts:?}");
+    assert_eq!((invalid, locked), (Some(4), Some(46)));
     assert_eq!(b.check(phone, &code).await.error_code(), "too_many_attempts");
 }
 

@@ -87,6 +87,36 @@ impl Reply {
     }
 }
 
+/// `n` wrong codes for `phone` (whose right code is `code`), checked in parallel and spread in
+/// turn over `apps`; how many answers carried each error code.
+pub async fn parallel_wrong_codes(
+    apps: &[&TestApp],
+    phone: &str,
+    code: &str,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let app = apps[i % apps.len()];
+        let (client, url) = (app.client.clone(), app.url("/v1/verifications/check"));
+        let mut guess = format!("{:06}", 100_000 + i);
+        if guess == code {
+            guess = format!("{:06}", 999_999 - i);
+        }
+        let body = format!(r#"{{"phone":"{phone}","code":"{guess}"}}"#);
+        tasks.spawn(async move {
+            let r = client.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+            let body: Value = r.json().await.unwrap();
+            body["error"]["code"].as_str().unwrap().to_owned()
+        });
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    while let Some(error) = tasks.join_next().await {
+        *counts.entry(error.unwrap()).or_default() += 1;
+    }
+    counts
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)

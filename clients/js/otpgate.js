@@ -292,8 +292,8 @@ function answer(response, text, req) {
 
 function unexpected(status, what) {
   return new OtpgateError({
-    code: 'unexpected_response', status,
-    message: 'Something went wrong. Please try again.' + (what ? ' (' + what + ', HTTP ' + status + ')' : ''),
+    code: 'unexpected_response', status, message: 'Something went wrong. Please try again.',
+    cause: new Error(what + ' (HTTP ' + status + ')'),
   });
 }
 

@@ -281,6 +281,35 @@ function suite() {
       assertNoProblems();
     });
 
+    test('an expired access token is refreshed through the client on reload', async () => {
+      await open();
+      await sendCode('415 555 0106');
+      const code = await demoCode();
+      await page.fill('#code', code);
+      await page.press('#code', 'Enter');
+      await page.waitForSelector('#signed-in:not([hidden])');
+      assert.equal((await page.textContent('#title-text')).trim(), "You're signed in", 'sessions are on by default');
+      const before = await page.evaluate(() => JSON.parse(sessionStorage.getItem('otpgate.session')));
+
+      // The page comes back with an access token the server refuses: /v1/me answers 401, the
+      // page refreshes once (the client's refresh) and asks again.
+      await page.evaluate(() => {
+        const s = JSON.parse(sessionStorage.getItem('otpgate.session'));
+        s.access_token = 'expired';
+        sessionStorage.setItem('otpgate.session', JSON.stringify(s));
+      });
+      const calls = [];
+      page.on('response', (r) => { if (/\/v1\/(me|sessions\/refresh)$/.test(r.url())) calls.push(`${new URL(r.url()).pathname} ${r.status()}`); });
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]');
+      await page.waitForFunction(() => document.getElementById('me-phone').textContent.startsWith('+'));
+      assert.deepEqual(calls, ['/v1/me 401', '/v1/sessions/refresh 200', '/v1/me 200']);
+      assert.equal((await page.textContent('#me-phone')).trim(), '+14155550106');
+      const after = await page.evaluate(() => JSON.parse(sessionStorage.getItem('otpgate.session')));
+      assert.notEqual(after.refresh_token, before.refresh_token, 'the rotated session is kept');
+      assertNoProblems();
+    });
+
     test('screenshots at 360 px and 1280 px', async () => {
       const dir = await resultsDir();
       const sizes = [

@@ -296,6 +296,7 @@ fn router(state: AppState, config: &Config) -> Router {
     .route("/metrics", get(crate::metrics::render))
     .route("/", index.route())
     .route("/app.js", get(web::app_js))
+    .route("/otpgate.js", get(web::client_js))
     .route("/app.css", get(web::app_css))
     .fallback(not_found)
     .method_not_allowed_fallback(method_not_allowed)

@@ -396,7 +396,16 @@ async fn sign_in_page_is_served_with_security_headers() {
     assert_eq!(page.header("x-content-type-options").as_deref(), Some("nosniff"));
     assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
     assert!(page.text.contains("one-time-code"));
-    assert_eq!(app.get("/app.js").await.status, 200);
+    assert!(page.text.contains(r#"<script type="module" src="app.js">"#), "the page is an ES module");
+    let app_js = app.get("/app.js").await;
+    assert_eq!(app_js.status, 200);
+    assert!(app_js.text.contains("from './otpgate.js'"), "the page imports the client served beside it");
+    // The JavaScript client (npm package `otpgate`), served beside the page with the same headers.
+    let client = app.get("/otpgate.js").await;
+    assert_eq!(client.status, 200);
+    assert!(client.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(client.header("content-security-policy").is_some_and(|csp| csp.contains("script-src 'self'")));
+    assert!(client.text.contains("export class OtpgateClient"));
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
-//! The sign-in page, embedded in the binary (no CDN, no build step), served with a strict CSP.
+//! The sign-in page, embedded in the binary (no CDN, no build step), served with a strict CSP,
+//! and the JavaScript client it is built on (`clients/js/otpgate.js`, the npm package `otpgate`),
+//! served beside it as `/otpgate.js` for the page and for other pages of the deployment to import.
 //! `index.html` is served with its `<meta>` configuration filled in from the server's: the code
 //! length, and the API base when the page is to call another origin (which the CSP then allows).
 
@@ -11,6 +13,7 @@ use axum::routing::{MethodRouter, get};
 const INDEX_HTML: &str = include_str!("../../../../web/index.html");
 const APP_JS: &str = include_str!("../../../../web/app.js");
 const APP_CSS: &str = include_str!("../../../../web/app.css");
+const CLIENT_JS: &str = include_str!("../../../../clients/js/otpgate.js");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; \
                    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
@@ -87,6 +90,10 @@ pub fn check_api_base(base: &str) -> Result<&str, String> {
 
 pub async fn app_js() -> Response {
     page(APP_JS, "text/javascript; charset=utf-8")
+}
+
+pub async fn client_js() -> Response {
+    page(CLIENT_JS, "text/javascript; charset=utf-8")
 }
 
 pub async fn app_css() -> Response {

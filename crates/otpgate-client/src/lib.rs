@@ -252,7 +252,8 @@ impl Client {
         &self.base
     }
 
-    /// `POST /v1/verifications` with a fresh `Idempotency-Key`, reused by its retries.
+    /// `POST /v1/verifications` with a fresh `Idempotency-Key`, reused by its retries. A
+    /// bot-check token, when the server requires one, goes in `req.bot_token`.
     pub async fn send(&self, req: &SendVerificationRequest) -> Result<Sent, Error> {
         self.send_with_key(req, &new_idempotency_key()).await
     }

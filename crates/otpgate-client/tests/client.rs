@@ -237,3 +237,43 @@ async fn lossy_proxy(upstream: SocketAddr, drops: usize) -> (SocketAddr, Arc<Ato
     });
     (addr, connections)
 }
+
+#[tokio::test]
+async fn a_bot_check_token_goes_through() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let verifier = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("response=good-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "success": true })))
+        .mount(&verifier)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "success": false })))
+        .mount(&verifier)
+        .await;
+    let url = format!("{}/siteverify", verifier.uri());
+    let app = spawn_with(
+        |c| {
+            c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Hcaptcha);
+            c.bot_check.secret = Some("bot-secret".to_owned().into());
+            c.bot_check.required_for = vec!["*".into()];
+            c.bot_check.verify_url = Some(url);
+        },
+        Overrides::default(),
+    )
+    .await;
+    let c = client(&app.base);
+    let e = api(c.send_to(PHONE).await.unwrap_err());
+    assert_eq!((e.code, e.field.as_deref()), (ErrorCode::InvalidRequest, Some("bot_token")));
+    let req = otpgate_client::api::SendVerificationRequest {
+        phone: PHONE.into(),
+        channel: None,
+        locale: None,
+        bot_token: Some("good-token".into()),
+    };
+    let sent = c.send(&req).await.unwrap();
+    assert_eq!(sent.verification.status, "pending");
+    assert_eq!(verifier.received_requests().await.unwrap().len(), 1, "only the send with a token was verified");
+}

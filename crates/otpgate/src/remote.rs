@@ -25,6 +25,10 @@ pub struct SendArgs {
     /// Reuse a key to retry an earlier send safely (default: a fresh one).
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// The bot-check challenge token (Turnstile, hCaptcha, reCAPTCHA), when the server requires one
+    /// (`bot_check` in its configuration).
+    #[arg(long, value_name = "TOKEN")]
+    bot_token: Option<String>,
 }
 
 #[derive(Args)]
@@ -61,7 +65,7 @@ pub fn send(args: SendArgs) -> ExitCode {
         phone: args.phone,
         channel: Some(args.channel.into()),
         locale: args.locale,
-        bot_token: None,
+        bot_token: args.bot_token,
     };
     run(&args.url, |client| async move {
         match &args.idempotency_key {

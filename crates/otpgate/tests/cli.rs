@@ -11,12 +11,17 @@ const TEST_PHONE: &str = "+15005550006";
 const TEST_CODE: &str = "123456";
 
 async fn spawn_server(dir: &tempfile::TempDir) -> String {
+    spawn_server_with(dir, |_| {}).await
+}
+
+async fn spawn_server_with(dir: &tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> String {
     let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
-    let config = Config {
+    let mut config = Config {
         listen: "127.0.0.1:0".into(),
         store: StoreConfig { hot: db.clone(), durable: db, ..Default::default() },
         ..Config::default()
     };
+    configure(&mut config);
     let app = Application::build(&config, Overrides::default()).await.expect("app builds");
     let url = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped(std::future::pending()));
@@ -84,4 +89,52 @@ async fn an_unreachable_server_is_reported() {
     let out = otpgate(&["send", TEST_PHONE, "--url", &format!("http://127.0.0.1:{port}")]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot reach otpgate"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_passes_the_bot_check_token() {
+    use wiremock::matchers::{body_string_contains, method};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    // A Turnstile verifier that accepts the token "good" only.
+    let verifier = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("response=good"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "success": true })))
+        .mount(&verifier)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "success": false })))
+        .mount(&verifier)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = spawn_server_with(&dir, |c| {
+        c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Turnstile);
+        c.bot_check.secret = Some("bot-secret".to_owned().into());
+        c.bot_check.required_for = vec!["*".into()];
+        c.bot_check.verify_url = Some(format!("{}/siteverify", verifier.uri()));
+    })
+    .await;
+
+    let out = otpgate(&["send", TEST_PHONE, "--url", &url]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("invalid_request") && err.contains("field bot_token"), "{err}");
+
+    let out = otpgate(&["send", TEST_PHONE, "--url", &url, "--bot-token", "bad"]).await;
+    assert!(stderr(&out).contains("field bot_token"), "{}", stderr(&out));
+
+    let sent = stdout_json(&otpgate(&["send", TEST_PHONE, "--url", &url, "--bot-token", "good"]).await);
+    assert_eq!(sent["status"], "pending");
+    let tokens: Vec<String> = verifier
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| {
+            let body = String::from_utf8_lossy(&r.body).into_owned();
+            body.split('&').find_map(|kv| kv.strip_prefix("response=").map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(tokens, ["bad", "good"], "the token reached the verifier as given");
 }

@@ -212,9 +212,8 @@ async function request(client, req, deadline, signal) {
         headers,
         body: req.body === undefined ? undefined : JSON.stringify(req.body),
         signal: controller.signal,
-        // Tokens travel in the body or the Authorization header, never in cookies.
-        credentials: 'omit',
-        cache: 'no-store',
+        // No `credentials` or `cache`: otpgate uses no cookies and its answers are not cached, and
+        // some fetch implementations (edge runtimes, polyfills) refuse or rewrite those options.
       });
       text = await response.text();
     } catch (e) {

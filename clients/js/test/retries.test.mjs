@@ -242,7 +242,7 @@ describe('requests and answers', () => {
     assert.equal(send.init.method, 'POST');
     assert.equal(send.init.headers['Content-Type'], 'application/json');
     assert.deepEqual(JSON.parse(send.init.body), { phone: '+14155550100', channel: 'whatsapp', locale: 'pt-BR', bot_token: 'tok' });
-    assert.equal(send.init.credentials, 'omit');
+    assert.deepEqual(Object.keys(send.init).sort(), ['body', 'headers', 'method', 'signal']);
     assert.deepEqual(JSON.parse(check.init.body), { phone: '+14155550100', code: '012345' });
     assert.equal(check.init.headers['Idempotency-Key'], undefined);
     assert.equal(me.init.headers.Authorization, 'Bearer acc');

@@ -176,6 +176,53 @@ pub async fn purge_removes_only_expired_tokens(store: Arc<dyn SessionBackend>) {
     assert!(matches!(rotate(&*store, "p1", "p2", T0.plus(30 * DAY)).await, RotateOutcome::Rotated { .. }));
 }
 
+/// The attacker holds a stolen refresh token and rotates it in a tight loop while the owner
+/// presents the token the thief's chain grew from (spent, so: reuse). Whatever the interleaving,
+/// once the owner's reuse has been answered the thief's chain must be dead: 20 trials, 0 chains
+/// alive. (PostgreSQL lost this race when the revoking `UPDATE` did not see a rotation in flight.)
+pub async fn reuse_revokes_a_chain_rotated_concurrently(store: Arc<dyn SessionBackend>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut survived = 0;
+    for trial in 0..20u32 {
+        let owner = format!("race{trial}-0");
+        store
+            .sign_in(&phone(110 + trial), UserId::generate(), &token(&owner, T0.plus(30 * DAY)), T0)
+            .await
+            .expect("sign_in");
+        let stolen = format!("race{trial}-1");
+        assert!(matches!(rotate(&*store, &owner, &stolen, T0).await, RotateOutcome::Rotated { .. }));
+        let owner_done = Arc::new(AtomicBool::new(false));
+        let thief = {
+            let (store, owner_done) = (store.clone(), owner_done.clone());
+            tokio::spawn(async move {
+                let (mut current, mut after_owner) = (stolen, 0);
+                for step in 0..5_000 {
+                    let next = format!("race{trial}-t{step}");
+                    let done_before = owner_done.load(Ordering::SeqCst);
+                    if !matches!(rotate(&*store, &current, &next, T0).await, RotateOutcome::Rotated { .. }) {
+                        break;
+                    }
+                    current = next;
+                    after_owner += usize::from(done_before);
+                    if after_owner > 2 {
+                        break;
+                    }
+                }
+                current
+            })
+        };
+        // Let the thief get going, then replay the owner's spent token.
+        tokio::time::sleep(Duration::from_millis(2 + u64::from(trial % 5))).await;
+        assert_eq!(rotate(&*store, &owner, &format!("race{trial}-o"), T0).await, RotateOutcome::Reused);
+        owner_done.store(true, Ordering::SeqCst);
+        let last = thief.await.expect("thief task");
+        if matches!(rotate(&*store, &last, &format!("race{trial}-end"), T0).await, RotateOutcome::Rotated { .. }) {
+            survived += 1;
+        }
+    }
+    assert_eq!(survived, 0, "chains still alive after the owner's reuse, of 20");
+}
+
 /// Writes one `#[tokio::test]` per session contract check; `$make` is an async block expression
 /// that yields an `Option<Arc<dyn SessionBackend>>` (`None` skips, e.g. when no server is set).
 #[macro_export]
@@ -191,6 +238,7 @@ macro_rules! session_contract_tests {
             revoking_ends_the_whole_family,
             deleting_a_user_erases_tokens_and_verifications,
             purge_removes_only_expired_tokens,
+            reuse_revokes_a_chain_rotated_concurrently,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

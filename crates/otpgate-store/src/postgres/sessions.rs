@@ -1,6 +1,7 @@
 //! Users and refresh tokens in PostgreSQL. Writes that read before they decide (sign-in, rotation)
 //! lock what they read (`FOR UPDATE`, or an insert that waits on a conflicting one), so two instances
-//! can never both spend one refresh token or both create one user.
+//! can never both spend one refresh token or both create one user; rotation, reuse and revocation
+//! also take their family's lock (`lock_family_of`), so a revocation never misses a rotation.
 
 use std::str::FromStr;
 
@@ -8,8 +9,8 @@ use async_trait::async_trait;
 use otpgate_core::privacy::UserRecords;
 use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
 
 use super::{PgStore, classify};
 
@@ -20,6 +21,28 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         phone: row.try_get("phone").map_err(classify)?,
         created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
     })
+}
+
+/// Takes the lock of the family `presented` belongs to, held until the transaction ends; false
+/// when the token is unknown. Every write to a family's tokens (rotation, reuse, revocation)
+/// takes it first, so they run one after another: a revoking `UPDATE` that starts after it sees
+/// every token a rotation added, where without it (Read Committed) a token inserted by a rotation
+/// still in flight was invisible to the revocation and survived it. An advisory lock on a hash of
+/// the family rather than a row, so it needs no table of families; two families sharing a hash
+/// (64 bits) only wait for each other.
+async fn lock_family_of(tx: &mut Transaction<'static, Postgres>, presented: &CodeDigest) -> Result<bool, StoreError> {
+    let family: Option<String> = sqlx::query_scalar("SELECT family FROM refresh_tokens WHERE digest = $1")
+        .bind(presented.as_bytes().as_slice())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(classify)?;
+    let Some(family) = family else { return Ok(false) };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("otpgate:refresh-family:{family}"))
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    Ok(true)
 }
 
 impl PgStore {
@@ -85,6 +108,9 @@ impl PgStore {
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         let mut tx = self.begin().await?;
+        if !lock_family_of(&mut tx, presented).await? {
+            return Ok(RotateOutcome::Invalid);
+        }
         // The join drops tokens whose user is gone (the foreign key cascades anyway).
         let row = sqlx::query(
             "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
@@ -141,16 +167,20 @@ impl PgStore {
     }
 
     async fn revoke_refresh_family_raw(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
-        // One statement, so it is atomic without an explicit transaction.
+        let mut tx = self.begin().await?;
+        if !lock_family_of(&mut tx, presented).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
              AND family = (SELECT family FROM refresh_tokens WHERE digest = $2)",
         )
         .bind(now.0)
         .bind(presented.as_bytes().as_slice())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -94,6 +94,7 @@ async fn after_the_retention_window_only_the_user_holds_the_number() {
 
     let early = sweeper.sweep().await.unwrap();
     assert_eq!(early.verifications, 0, "nothing is due yet: {early:?}");
+    assert!(counter_rows(&app).await > 0, "the sends and the approval were counted for the tripwire");
     let mut before = tables_mentioning(&app, DIGITS).await;
     before.sort();
     assert_eq!(before, ["users", "verifications"]);
@@ -106,6 +107,7 @@ async fn after_the_retention_window_only_the_user_holds_the_number() {
 
     assert_eq!(tables_mentioning(&app, DIGITS).await, ["users"]);
     assert!(tables_mentioning(&app, "4155550124").await.is_empty(), "the abandoned number is gone entirely");
+    assert_eq!(counter_rows(&app).await, 0, "tripwire counters past their window are swept too");
     for (file, n) in raw_occurrences(&app, "4155550124") {
         assert_eq!(n, 0, "{file} still holds the abandoned number");
     }
@@ -117,6 +119,14 @@ async fn after_the_retention_window_only_the_user_holds_the_number() {
     // The account itself still works.
     let me = app.send(PHONE).await;
     assert_eq!(me.status, 201, "{}", me.text);
+}
+
+/// Rows of the tripwire's windowed counters.
+async fn counter_rows(app: &TestApp) -> i64 {
+    let pool = SqlitePool::connect(&format!("sqlite://{}", app.db_path().display())).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM counters").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
 }
 
 #[tokio::test]

@@ -84,6 +84,21 @@ pub async fn purge_deletes_only_spent_limits(store: Arc<dyn Backend>) {
     assert_eq!(store.purge(T0, T0.plus(Duration::from_secs(120))).await.unwrap().limits, 0);
 }
 
+/// Tripwire counter buckets go once they are past the time they had to be kept (their window),
+/// never before: a store without TTLs must not keep them forever.
+pub async fn purge_deletes_expired_counters(store: Arc<dyn Backend>) {
+    let hour = Duration::from_secs(3600);
+    for (key, bucket) in [("contract:ctr:old", 0), ("contract:ctr:old", 1), ("contract:ctr:new", 2)] {
+        let keep_until = if key.ends_with("old") { T0.plus(hour) } else { T0.plus(hour * 3) };
+        store.incr_counter(key, T0.0 + bucket, keep_until).await.expect("incr");
+    }
+    store.purge(T0, T0.plus(hour / 2)).await.expect("purge");
+    assert_eq!(store.sum_counter("contract:ctr:old", 0).await.unwrap(), 2, "kept until its time");
+    store.purge(T0, T0.plus(hour * 2)).await.expect("purge");
+    assert_eq!(store.sum_counter("contract:ctr:old", 0).await.unwrap(), 0, "swept once past it");
+    assert_eq!(store.sum_counter("contract:ctr:new", 0).await.unwrap(), 1, "a younger counter stays");
+}
+
 /// More rows than one batch, and several sweepers at once: every row is deleted exactly once.
 pub async fn concurrent_purges_delete_every_row_once(store: Arc<dyn Backend>) {
     const N: u32 = 1_100;
@@ -179,6 +194,7 @@ macro_rules! privacy_contract_tests {
         $crate::privacy_contract_tests!(@each $make;
             purge_deletes_only_what_ended_before_the_cutoff,
             purge_deletes_only_spent_limits,
+            purge_deletes_expired_counters,
             concurrent_purges_delete_every_row_once,
             export_then_delete_by_phone,
             export_then_delete_dead_and_current,

@@ -78,8 +78,16 @@ impl SqliteStore {
                 now.0,
             )
             .await?;
+        // Tripwire buckets past their window (not counted: they hold no personal data).
+        let counters = self
+            .delete_in_batches(
+                "DELETE FROM counters WHERE (key, bucket) IN \
+                 (SELECT key, bucket FROM counters WHERE expires_at < ?1 LIMIT ?2)",
+                now.0,
+            )
+            .await?;
         let counts = PurgeCounts { verifications, limits, idempotency, refresh_tokens: 0 };
-        if counts.total() > 0 {
+        if counts.total() + counters > 0 {
             self.scrub().await;
         }
         Ok(counts)

@@ -31,6 +31,7 @@ pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
 pub use session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
 pub use store::{
-    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, VerificationStore,
+    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, StoredValue,
+    VerificationStore,
 };
 pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

@@ -25,7 +25,7 @@ use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
 use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
-use otpgate_core::store::{Denied, NewCode};
+use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, VerificationStore,
@@ -404,6 +404,20 @@ impl RateLimiter for Split {
 
     async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError> {
         self.hot.sum_counter(key, since).await
+    }
+
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        self.hot.load_value(key, now).await
+    }
+
+    async fn swap_value(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.hot.swap_value(key, expected, new, now).await
     }
 }
 

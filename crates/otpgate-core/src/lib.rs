@@ -13,6 +13,7 @@ pub mod phone;
 pub mod policy;
 pub mod privacy;
 pub mod provider;
+pub mod resend;
 pub mod service;
 pub mod session;
 pub mod store;

@@ -16,6 +16,7 @@ pub mod provider;
 pub mod resend;
 pub mod service;
 pub mod session;
+pub mod shared_key;
 pub mod store;
 pub mod tripwire;
 pub mod verification;

@@ -91,6 +91,7 @@ impl Application {
         let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);
         let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
             .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+        crate::keys::check_shared(config, &stores, &hasher, clock.now()).await?;
 
         let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
             Some(provider) => (provider, None),

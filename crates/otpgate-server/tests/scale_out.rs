@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use otpgate_core::verification::random_base62;
-use otpgate_server::Overrides;
+use otpgate_server::{Application, Overrides};
 use otpgate_store::postgres::{PgOptions, PgStore};
 use secrecy::SecretString;
 
@@ -17,25 +17,33 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Two apps sharing stores, HMAC key and signing keys; `None` when the services are not set.
-async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> Option<(TestApp, TestApp, tempfile::TempDir)> {
+/// Points a configuration at one Redis (its own key prefix) and one PostgreSQL schema of its own
+/// (created and migrated first; reached through search_path). `None` when the services are not set.
+async fn shared_stores() -> Option<impl Fn(&mut otpgate_server::Config) + Clone> {
     let (Some(redis), Some(database)) = (env("OTPGATE_TEST_REDIS_URL"), env("OTPGATE_TEST_DATABASE_URL")) else {
         eprintln!("skipped: OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL must both be set");
         return None;
     };
-    // A schema of its own, created (and migrated) first; the apps reach it through search_path.
     let schema = format!("otpgate_test_{}", random_base62(12).to_lowercase());
     let options = PgOptions { schema: Some(schema.clone()), ..Default::default() };
     PgStore::connect(&database, options).await.expect("connect to OTPGATE_TEST_DATABASE_URL");
     let sep = if database.contains('?') { '&' } else { '?' };
     let durable = format!("{database}{sep}options=-c%20search_path%3D{schema}");
     let prefix = format!("otpgate-test:{}:", random_base62(12));
-    let shared = tempfile::tempdir().unwrap();
-    let keys = shared.path().join("signing-keys.json");
-    let configure = |c: &mut otpgate_server::Config| {
+    Some(move |c: &mut otpgate_server::Config| {
         c.store.hot = redis.clone();
         c.store.durable = durable.clone();
         c.store.redis_key_prefix = prefix.clone();
+    })
+}
+
+/// Two apps sharing stores, HMAC key and signing keys; `None` when the services are not set.
+async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> Option<(TestApp, TestApp, tempfile::TempDir)> {
+    let stores = shared_stores().await?;
+    let shared = tempfile::tempdir().unwrap();
+    let keys = shared.path().join("signing-keys.json");
+    let configure = |c: &mut otpgate_server::Config| {
+        stores(c);
         c.secrets.hmac_key = Some(SecretString::from("k".repeat(40)));
         c.sessions.keys_file = Some(keys.clone());
         extra(c);
@@ -43,6 +51,45 @@ async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> Option<(TestApp, T
     let a = spawn_with(configure, Overrides::default()).await;
     let b = spawn_with(configure, Overrides::default()).await;
     Some((a, b, shared))
+}
+
+/// What `Application::build` answers for `config`: the start error's text, or `None` if it started.
+async fn start_error(config: &otpgate_server::Config) -> Option<String> {
+    Application::build(config, Overrides::default()).await.err().map(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_with_another_hmac_key_refuses_to_start_on_shared_redis() {
+    let Some(stores) = shared_stores().await else { return };
+    let with_key = |key: &str| {
+        let (stores, key) = (stores.clone(), key.to_owned());
+        move |c: &mut otpgate_server::Config| {
+            stores(c);
+            c.secrets.hmac_key = Some(SecretString::from(key.repeat(40)));
+        }
+    };
+    let _a = spawn_with(with_key("a"), Overrides::default()).await;
+    let _same = spawn_with(with_key("a"), Overrides::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut other = test_config(&dir);
+    with_key("b")(&mut other);
+    let error = start_error(&other).await.expect("another key must not start");
+    assert!(error.contains("secrets.hmac_key"), "{error}");
+    assert!(!error.contains(&"b".repeat(40)) && !error.contains(&"a".repeat(40)), "no key in the message: {error}");
+}
+
+/// Two development instances in different directories, each generating its own HMAC key, on one
+/// SQLite file: the second refuses to start; one that shares the first's key file starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_with_another_hmac_key_refuses_to_start_on_a_shared_sqlite_file() {
+    let a = spawn_app().await;
+    assert_eq!(a.send("+14155550145").await.status, 201);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut other = a.config.clone();
+    other.secrets.dev_hmac_key_file = Some(elsewhere.path().join("hmac-key"));
+    let error = start_error(&other).await.expect("another key must not start");
+    assert!(error.contains("secrets.hmac_key") && error.contains("adopt-hmac-key"), "{error}");
+    assert!(start_error(&a.config).await.is_none(), "the same key file starts");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

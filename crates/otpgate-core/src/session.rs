@@ -3,7 +3,11 @@
 //! (`usr_…`); a phone that is erased and signs in again gets a new id, so an id is never reused.
 //! Refresh tokens exist here only as keyed digests (`CodeHasher::digest_parts`) grouped in
 //! families: each sign-in starts a family, each refresh spends one token and adds the next to
-//! the same family, and presenting a spent token revokes the whole family (theft detection).
+//! the same family, and presenting a spent token revokes the whole family (theft detection) —
+//! unless it comes back within the reuse grace after its rotation while its successor is still
+//! unspent: then the rotation is answered again (a lost answer, two tabs, a retrying page). For
+//! that, a rotation keeps its successor token sealed under a key that only the spent token gives
+//! (see `otpgate-session`), until the grace ends or the family rotates again.
 //! Signing keys are not stored here: they live in a key file (see `otpgate-session`).
 
 use std::fmt;
@@ -96,13 +100,30 @@ pub struct NewRefreshToken {
     pub expires_at: Timestamp,
 }
 
+/// A refresh, as the store carries it out.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The token that replaces the presented one (its family and channel are the presented one's).
+    pub next: NewRefreshToken,
+    /// `next`'s token, sealed under a key only the presented token gives: kept with the spent
+    /// token for `reuse_grace`, so a repeat within it gets `next` back.
+    pub sealed_next: Vec<u8>,
+    /// How long after this rotation a repeat of the presented token is answered with it again
+    /// instead of revoking the family; zero: never.
+    pub reuse_grace: std::time::Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     /// The presented token was live; it is spent now, and the next one is stored in its family.
     Rotated { user: User, channel: Channel },
-    /// The presented token had been spent already: its whole family is revoked now.
+    /// The presented token was spent by a rotation within the reuse grace, and the token that
+    /// rotation stored is still unspent: nothing changed; this is that rotation again.
+    Repeated { user: User, channel: Channel, rotated_at: Timestamp, sealed_next: Vec<u8> },
+    /// The presented token had been spent already (past the grace): its whole family is revoked now.
     Reused,
-    /// Unknown, expired or revoked, or its user is gone. Nothing changed.
+    /// Unknown, expired or revoked, or its user is gone, or spent within the grace by a rotation
+    /// whose successor is no longer live. Nothing changed.
     Invalid,
 }
 
@@ -121,15 +142,18 @@ pub trait SessionStore: Send + Sync + 'static {
 
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
-    /// Atomically: if `presented` is live (not spent, revoked or expired, and its user exists),
-    /// spend it and store `next` (whose family and channel are ignored: it inherits both from the
-    /// presented token);
-    /// if it was already spent, revoke its whole family. Of concurrent calls with one token, at
-    /// most one answers `Rotated`.
+    /// Atomically, serialised with every other write to the presented token's family: if
+    /// `presented` is live (not spent, revoked or expired, and its user exists), spend it, store
+    /// `rotation.next` (whose family and channel are ignored: it inherits both from the presented
+    /// token) and keep `rotation.sealed_next` with the spent token until `rotation.reuse_grace` has
+    /// passed (dropping any other sealed token of the family). If it was spent already: within
+    /// that grace and while its successor is unspent, `Repeated` and nothing changes; within the
+    /// grace otherwise, `Invalid`; past it, revoke its whole family. Of concurrent calls with one
+    /// token, at most one answers `Rotated`.
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError>;
 
@@ -142,7 +166,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
     /// Deletes refresh tokens past their expiry (spent ones are kept until then, for reuse
-    /// detection). Answers how many were deleted.
+    /// detection), and drops sealed successors whose reuse grace has passed. Answers how many
+    /// tokens were deleted.
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Export: the user of `phone` and their refresh tokens' metadata (never digests).

@@ -231,6 +231,7 @@ fn build_sessions(
         audience: config.sessions.audience.clone(),
         access_ttl: Duration::from_secs(config.sessions.access_ttl_secs),
         refresh_ttl: Duration::from_secs(config.sessions.refresh_ttl_secs),
+        refresh_reuse_grace: Duration::from_secs(config.sessions.refresh_reuse_grace_secs),
     };
     Ok(SessionService::new(stores.sessions.clone(), keys, hasher.clone(), clock.clone(), session_config))
 }

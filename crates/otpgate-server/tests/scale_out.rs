@@ -167,3 +167,36 @@ async fn an_idempotent_retry_through_the_other_instance_replays_the_first_answer
         assert_eq!(inbox.json()["messages"].as_array().map(Vec::len), Some(sent), "{}", inbox.text);
     }
 }
+
+/// A refresh retried through the other instance (a lost answer behind a load balancer), 10 at
+/// once over both: every answer is 200 with the same new tokens, and the chain lives on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_over_both_instances_get_one_session() {
+    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let phone = "+14155550146";
+    assert!((a.send(phone).await.status / 100) == 2);
+    let code = a.inbox_code(phone).await;
+    let signed = b.check(phone, &code).await.json();
+    let token = signed["session"]["refresh_token"].as_str().unwrap().to_owned();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let request =
+            app.client.post(app.url("/v1/sessions/refresh")).json(&serde_json::json!({ "refresh_token": token }));
+        tasks.spawn(async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        });
+    }
+    let mut sessions = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (status, text) = r.unwrap();
+        assert_eq!(status, 200, "{text}");
+        sessions.push(serde_json::from_str::<serde_json::Value>(&text).unwrap()["session"].clone());
+    }
+    assert!(sessions.iter().all(|s| *s == sessions[0]), "one session for all: {sessions:?}");
+    let next = a
+        .post_json("/v1/sessions/refresh", &serde_json::json!({ "refresh_token": sessions[0]["refresh_token"] }))
+        .await;
+    assert_eq!(next.status, 200, "{}", next.text);
+}

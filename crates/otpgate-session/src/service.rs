@@ -7,11 +7,14 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
+use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId};
 use otpgate_core::verification::random_base62;
 use otpgate_core::{Channel, Clock, CodeDigest, CodeHasher, OtpError, PhoneNumber, StoreError, Timestamp};
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::keys::KeyRing;
 use crate::verify::{AccessClaims, VerifyError, VerifyingKeys, verify_access_token};
@@ -27,6 +30,10 @@ pub struct SessionConfig {
     pub access_ttl: Duration,
     /// Default 30 days; each refresh starts a new period.
     pub refresh_ttl: Duration,
+    /// How long after a refresh the spent token, presented again, gets the same new session
+    /// instead of revoking the chain (a lost answer, two tabs, a retrying page). Default 10 s;
+    /// zero: every repeat revokes.
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for SessionConfig {
@@ -36,6 +43,7 @@ impl Default for SessionConfig {
             audience: "otpgate".into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            refresh_reuse_grace: Duration::from_secs(10),
         }
     }
 }
@@ -104,6 +112,9 @@ impl From<SessionError> for OtpError {
     }
 }
 
+/// Bound into every sealed successor, so a sealed value means nothing anywhere else.
+const SEAL_AAD: &[u8] = b"otpgate-refresh-successor-v1";
+
 /// `rt_` and 32 base62 characters: 190 random bits.
 const REFRESH_PREFIX: &str = "rt_";
 const REFRESH_RANDOM_LEN: usize = 32;
@@ -161,15 +172,31 @@ impl SessionService {
         Ok(Issued { user, created, session })
     }
 
-    /// Spends `refresh_token` for a new session. A token that was spent already revokes its whole
-    /// chain (someone else holds a copy) and, like any bad token, answers `Unauthorized`.
+    /// Spends `refresh_token` for a new session. The same token presented again within the reuse
+    /// grace gets the same session again (the same tokens, while its successor is unspent); past
+    /// the grace, a token that was spent already revokes its whole chain (someone else holds a
+    /// copy) and, like any bad token, answers `Unauthorized`.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, SessionError> {
         let presented = self.refresh_digest(refresh_token).ok_or(SessionError::Unauthorized)?;
         let now = self.clock.now();
         // The family and channel are the presented token's; these are placeholders.
         let (next_token, next) = self.new_refresh_token(TokenFamily::generate(), Channel::Sms, now);
-        match self.store.rotate_refresh_token(&presented, &next, now).await? {
+        let rotation = Rotation {
+            next,
+            sealed_next: self.seal(refresh_token, &next_token)?,
+            reuse_grace: self.config.refresh_reuse_grace,
+        };
+        match self.store.rotate_refresh_token(&presented, &rotation, now).await? {
             RotateOutcome::Rotated { user, channel } => self.session_for(&user, channel, next_token, now),
+            RotateOutcome::Repeated { user, channel, rotated_at, sealed_next } => {
+                let next_token = self.open(refresh_token, &sealed_next)?;
+                info!(
+                    event = "session.refresh_repeat",
+                    outcome = "same_session",
+                    "a refresh was repeated within the grace"
+                );
+                self.session_for(&user, channel, next_token, rotated_at)
+            }
             RotateOutcome::Reused => {
                 warn!(
                     event = "session.refresh_reuse",
@@ -243,6 +270,47 @@ impl SessionService {
         self.hasher.digest_parts(&[b"otpgate-refresh-v1", token.as_bytes()])
     }
 
+    /// The key that seals a spent token's successor: derived from the spent token itself (and the
+    /// HMAC key), so the store alone, or the HMAC key with a copy of the store, cannot open it —
+    /// only whoever presents the spent token again. Another label than the stored digest's.
+    fn seal_key(&self, spent: &str) -> Result<RandomizedNonceKey, SessionError> {
+        let key = self.hasher.digest_parts(&[b"otpgate-refresh-seal-v1", spent.as_bytes()]);
+        RandomizedNonceKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| SessionError::Internal("AEAD key".into()))
+    }
+
+    /// `successor` sealed under `spent` (AES-256-GCM, random nonce): the nonce, then the ciphertext
+    /// and tag.
+    fn seal(&self, spent: &str, successor: &str) -> Result<Vec<u8>, SessionError> {
+        let mut in_out = successor.as_bytes().to_vec();
+        let nonce = self
+            .seal_key(spent)?
+            .seal_in_place_append_tag(Aad::from(SEAL_AAD), &mut in_out)
+            .map_err(|_| SessionError::Internal("cannot seal a refresh token".into()))?;
+        let mut sealed = nonce.as_ref().to_vec();
+        sealed.extend_from_slice(&in_out);
+        Ok(sealed)
+    }
+
+    /// The successor `sealed` under `spent` (see `seal`).
+    fn open(&self, spent: &str, sealed: &[u8]) -> Result<String, SessionError> {
+        let corrupt = || SessionError::Internal("a sealed refresh token does not open".into());
+        if sealed.len() < NONCE_LEN {
+            return Err(corrupt());
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt())?;
+        let mut in_out = ciphertext.to_vec();
+        let plain =
+            self.seal_key(spent)?.open_in_place(nonce, Aad::from(SEAL_AAD), &mut in_out).map_err(|_| corrupt())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| corrupt())
+    }
+
+    /// A unique, opaque token id: 128 bits of a keyed digest of the refresh token, base64url.
+    fn jti(&self, refresh_token: &str) -> String {
+        let digest = self.hasher.digest_parts(&[b"otpgate-jti-v1", refresh_token.as_bytes()]);
+        URL_SAFE_NO_PAD.encode(&digest.as_bytes()[..16])
+    }
+
     fn session_for(
         &self,
         user: &User,
@@ -258,7 +326,9 @@ impl SessionService {
             iat,
             nbf: iat,
             exp: iat + self.config.access_ttl.as_secs(),
-            jti: random_base62(22),
+            // Derived from the refresh token issued with it, so a repeated refresh signs the very
+            // same claims: Ed25519 is deterministic, so it is the very same access token.
+            jti: self.jti(&refresh_token),
             phone_number: user.phone.clone(),
             phone_number_verified: true,
             amr: vec![channel.as_str().to_owned()],

@@ -34,6 +34,10 @@ fn config() -> SessionConfig {
 }
 
 async fn harness() -> Harness {
+    harness_with(config()).await
+}
+
+async fn harness_with(config: SessionConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sessions.db")).await.unwrap();
     let clock = ManualClock::starting_now();
@@ -43,7 +47,7 @@ async fn harness() -> Harness {
         keys.clone(),
         CodeHasher::new(&[5u8; 32]).unwrap(),
         Arc::new(clock.clone()),
-        config(),
+        config,
     ));
     Harness { service, store, clock, keys, dir }
 }
@@ -261,7 +265,9 @@ async fn refresh_rotates_and_reuse_revokes_the_chain() {
     assert_eq!(claims["sub"], user.id.as_str());
     assert_eq!(claims["amr"], json!(["sms"]));
 
-    // The spent token comes back: refused, and the token that replaced it dies with it.
+    // The spent token comes back after the reuse grace (10 s): refused, and the token that
+    // replaced it dies with it.
+    h.clock.advance(Duration::from_secs(10));
     assert!(matches!(h.service.refresh(&first.refresh_token).await, Err(SessionError::Unauthorized)));
     assert!(matches!(h.service.refresh(&second.refresh_token).await, Err(SessionError::Unauthorized)));
 
@@ -280,24 +286,53 @@ async fn refresh_keeps_the_sign_in_channel_and_expires() {
     assert!(matches!(h.service.refresh(&next.refresh_token).await, Err(SessionError::Unauthorized)));
 }
 
+/// A lost answer, two tabs, a retrying page: the same refresh token presented 2 or 10 times at
+/// once (or again within the grace) gets one new session, the very same tokens for everyone.
 #[tokio::test]
-async fn concurrent_refreshes_of_one_token_succeed_once() {
+async fn concurrent_refreshes_of_one_token_all_get_the_same_session() {
     let h = harness().await;
+    for (n, racers) in [(6, 2), (7, 10)] {
+        let (_, s) = sign_in(&h, n).await;
+        h.clock.advance(Duration::from_secs(1));
+        let mut tasks = JoinSet::new();
+        for _ in 0..racers {
+            let (service, token) = (h.service.clone(), s.refresh_token.clone());
+            tasks.spawn(async move { service.refresh(&token).await });
+        }
+        let mut sessions = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            sessions.push(r.unwrap().unwrap_or_else(|e| panic!("{racers} racers: {e:?}")));
+        }
+        assert!(sessions.iter().all(|x| *x == sessions[0]), "{racers} racers: one session for all");
+        // A late retry within the grace too; the session works and its refresh token rotates on.
+        h.clock.advance(Duration::from_secs(9));
+        assert_eq!(h.service.refresh(&s.refresh_token).await.unwrap(), sessions[0]);
+        assert!(h.service.me(&sessions[0].access_token).await.is_ok());
+        assert!(h.service.refresh(&sessions[0].refresh_token).await.is_ok());
+    }
+}
+
+/// With the grace off (`refresh_reuse_grace = 0`), concurrent refreshes of one token succeed
+/// once, and the repeats revoke the chain (the behaviour before the grace).
+#[tokio::test]
+async fn without_a_grace_concurrent_refreshes_succeed_once_and_revoke() {
+    let h = harness_with(SessionConfig { refresh_reuse_grace: Duration::ZERO, ..config() }).await;
     let (_, s) = sign_in(&h, 6).await;
     let mut tasks = JoinSet::new();
     for _ in 0..20 {
         let (service, token) = (h.service.clone(), s.refresh_token.clone());
         tasks.spawn(async move { service.refresh(&token).await });
     }
-    let mut ok = 0;
+    let mut winners = Vec::new();
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
-            Ok(_) => ok += 1,
+            Ok(session) => winners.push(session),
             Err(SessionError::Unauthorized) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
-    assert_eq!(ok, 1);
+    assert_eq!(winners.len(), 1);
+    assert!(matches!(h.service.refresh(&winners[0].refresh_token).await, Err(SessionError::Unauthorized)));
 }
 
 #[tokio::test]

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
@@ -440,10 +440,10 @@ impl SessionStore for Split {
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        self.durable.rotate_refresh_token(presented, next, now).await
+        self.durable.rotate_refresh_token(presented, rotation, now).await
     }
 
     async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {

@@ -46,8 +46,9 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     }
 }
 
-/// Trade a refresh token for a new session. Each refresh token works once; presenting a spent
-/// one revokes its whole chain.
+/// Trade a refresh token for a new session. Each refresh token works once: presented again within
+/// the reuse grace (`sessions.refresh_reuse_grace_secs`, 10 s) it gets the same new session, later
+/// it revokes its whole chain.
 #[utoipa::path(
     post,
     path = "/v1/sessions/refresh",

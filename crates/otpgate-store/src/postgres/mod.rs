@@ -31,6 +31,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (3, "counters", include_str!("../../migrations/postgres/0003_counters.sql")),
     (4, "idempotency", include_str!("../../migrations/postgres/0004_idempotency.sql")),
     (5, "shared values", include_str!("../../migrations/postgres/0005_shared_values.sql")),
+    (6, "refresh reuse grace", include_str!("../../migrations/postgres/0006_refresh_reuse_grace.sql")),
 ];
 
 /// How often (in limit acquisitions) spent limit rows are swept; Postgres has no TTLs.

@@ -84,6 +84,13 @@ impl PgStore {
     }
 
     pub(super) async fn purge_refresh_tokens_impl(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // Sealed successors past their reuse grace (a batched UPDATE works like the DELETEs).
+        self.delete_in_batches(
+            "UPDATE refresh_tokens SET sealed_successor = NULL, grace_until = NULL WHERE digest IN \
+             (SELECT digest FROM refresh_tokens WHERE grace_until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            now.0,
+        )
+        .await?;
         self.delete_in_batches(
             "DELETE FROM refresh_tokens WHERE digest IN \
              (SELECT digest FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use otpgate_core::privacy::UserRecords;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -104,7 +104,7 @@ impl PgStore {
     async fn rotate_refresh_token_raw(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         let mut tx = self.begin().await?;
@@ -113,7 +113,8 @@ impl PgStore {
         }
         // The join drops tokens whose user is gone (the foreign key cascades anyway).
         let row = sqlx::query(
-            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
+            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, t.successor, t.sealed_successor, \
+             t.grace_until, u.id, u.phone, u.created_at \
              FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1 FOR UPDATE OF t",
         )
         .bind(presented.as_bytes().as_slice())
@@ -131,34 +132,74 @@ impl PgStore {
         if revoked_at.is_some() || now.0 >= expires_at {
             return Ok(RotateOutcome::Invalid);
         }
-        if used_at.is_some() {
-            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+        let user = user_from_row(&row)?;
+        if let Some(used_at) = used_at {
+            let grace_until: Option<i64> = row.try_get("grace_until").map_err(classify)?;
+            if grace_until.is_some_and(|until| now.0 < until) {
+                // A repeat within the grace: the same answer while the successor is unspent;
+                // nothing at all once it is spent (and no revocation either).
+                let sealed: Option<Vec<u8>> = row.try_get("sealed_successor").map_err(classify)?;
+                let successor: Option<Vec<u8>> = row.try_get("successor").map_err(classify)?;
+                let live: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM refresh_tokens WHERE digest = $1 AND used_at IS NULL AND revoked_at IS NULL \
+                     AND expires_at > $2",
+                )
+                .bind(successor)
                 .bind(now.0)
-                .bind(&family)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(classify)?;
-            tx.commit().await.map_err(classify)?;
-            return Ok(RotateOutcome::Reused);
-        }
-        let user = user_from_row(&row)?;
-        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE digest = $2")
+                return Ok(match sealed {
+                    Some(sealed) if live.is_some() => {
+                        RotateOutcome::Repeated { user, channel, rotated_at: Timestamp(used_at), sealed_next: sealed }
+                    }
+                    _ => RotateOutcome::Invalid,
+                });
+            }
+            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1, sealed_successor = NULL \
+                 WHERE family = $2 AND revoked_at IS NULL",
+            )
             .bind(now.0)
-            .bind(presented.as_bytes().as_slice())
+            .bind(&family)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            return Ok(RotateOutcome::Reused);
+        }
+        // Only the newest rotation of a family can be repeated: older sealed tokens go.
+        sqlx::query(
+            "UPDATE refresh_tokens SET sealed_successor = NULL WHERE family = $1 AND sealed_successor IS NOT NULL",
+        )
+        .bind(&family)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let grace = (!rotation.reuse_grace.is_zero()).then(|| now.plus(rotation.reuse_grace).0);
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, successor = $2, sealed_successor = $3, grace_until = $4 \
+             WHERE digest = $5",
+        )
+        .bind(now.0)
+        .bind(rotation.next.digest.as_bytes().as_slice())
+        .bind(grace.map(|_| rotation.sealed_next.as_slice()))
+        .bind(grace)
+        .bind(presented.as_bytes().as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
         sqlx::query(
             "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(next.digest.as_bytes().as_slice())
+        .bind(rotation.next.digest.as_bytes().as_slice())
         .bind(user.id.as_str())
         .bind(&family)
         .bind(channel.as_str())
         .bind(now.0)
-        .bind(next.expires_at.0)
+        .bind(rotation.next.expires_at.0)
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -172,7 +213,7 @@ impl PgStore {
             return Ok(false);
         }
         let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+            "UPDATE refresh_tokens SET revoked_at = $1, sealed_successor = NULL WHERE revoked_at IS NULL \
              AND family = (SELECT family FROM refresh_tokens WHERE digest = $2)",
         )
         .bind(now.0)
@@ -229,10 +270,10 @@ impl SessionStore for PgStore {
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        self.timed(self.rotate_refresh_token_raw(presented, next, now)).await
+        self.timed(self.rotate_refresh_token_raw(presented, rotation, now)).await
     }
 
     async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {

@@ -33,6 +33,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (3, "idempotency", include_str!("../../migrations/sqlite/0003_idempotency.sql")),
     (10, "counters", include_str!("../../migrations/sqlite/0010_counters.sql")),
     (11, "shared values", include_str!("../../migrations/sqlite/0011_shared_values.sql")),
+    (12, "refresh reuse grace", include_str!("../../migrations/sqlite/0012_refresh_reuse_grace.sql")),
 ];
 
 #[derive(Clone, Debug)]

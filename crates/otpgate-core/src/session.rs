@@ -8,7 +8,10 @@
 //! unspent: then the rotation is answered again (a lost answer, two tabs, a retrying page). For
 //! that, a rotation keeps its successor token sealed under a key that only the spent token gives
 //! (see `otpgate-session`), until the grace ends or the family rotates again.
-//! Signing keys are not stored here: they live in a key file (see `otpgate-session`).
+//! Signing keys are not stored here: they live in a key file (see `otpgate-session`). Their public
+//! halves are: every instance publishes the keys it signs with ([`PublishedKey`]), so instances
+//! sharing a durable store serve one JWKS and accept each other's tokens, whatever key files
+//! they were given.
 
 use std::fmt;
 
@@ -127,6 +130,19 @@ pub enum RotateOutcome {
     Invalid,
 }
 
+/// The public half of a signing key, as an instance publishes it in the durable store.
+#[derive(Debug, Clone)]
+pub struct PublishedKey {
+    pub kid: String,
+    /// Ed25519.
+    pub public_key: [u8; 32],
+    /// Listed until then: past the expiry of every access token it signed.
+    pub valid_until: Timestamp,
+    /// A keyed digest (the HMAC key) over the three fields above, so that only an instance holding
+    /// the key can add a key others believe: write access to the store alone is not enough.
+    pub mac: CodeDigest,
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Atomically: finds the user of `phone` or creates it with `new_id`, and stores the first
@@ -169,6 +185,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// detection), and drops sealed successors whose reuse grace has passed. Answers how many
     /// tokens were deleted.
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Publishes `key`: stored, or replacing the entry of its `kid` if that one is valid for less
+    /// long. Entries past their `valid_until` are deleted.
+    async fn publish_signing_key(&self, _key: &PublishedKey, _now: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Internal("this store does not support published signing keys".into()))
+    }
+
+    /// Every published key still valid at `now` (MACs unchecked: the caller checks them).
+    async fn published_signing_keys(&self, _now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        Err(StoreError::Internal("this store does not support published signing keys".into()))
+    }
 
     /// Export: the user of `phone` and their refresh tokens' metadata (never digests).
     async fn export_user_by_phone(

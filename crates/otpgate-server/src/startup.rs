@@ -121,7 +121,14 @@ impl Application {
             settings,
         );
         let sessions = if config.sessions.enabled {
-            Some(Arc::new(build_sessions(config, &stores, &hasher, &clock)?))
+            let sessions = build_sessions(config, &stores, &hasher, &clock)?;
+            // Before serving: the instances sharing the store must know our keys at once.
+            sessions.publish_keys().await.map_err(|e| {
+                crate::stores::OpenError::Store(otpgate_core::StoreError::Unavailable(format!(
+                    "cannot publish the signing keys: {e}"
+                )))
+            })?;
+            Some(Arc::new(sessions))
         } else {
             None
         };
@@ -252,6 +259,10 @@ fn spawn_key_reloader(sessions: std::sync::Weak<SessionService>, path: std::path
                         sessions.replace_keys(keys);
                         tracing::info!(path = %path.display(), "signing keys reloaded");
                         seen = now;
+                        // Otherwise at the latest before the new key signs its first token.
+                        if let Err(e) = sessions.publish_keys().await {
+                            tracing::warn!(error = %e, "cannot publish the reloaded signing keys yet");
+                        }
                     }
                     Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot reload signing keys"),
                 }

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
@@ -460,6 +460,14 @@ impl SessionStore for Split {
 
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.durable.purge_expired_refresh_tokens(now).await
+    }
+
+    async fn publish_signing_key(&self, key: &PublishedKey, now: Timestamp) -> Result<(), StoreError> {
+        self.durable.publish_signing_key(key, now).await
+    }
+
+    async fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        self.durable.published_signing_keys(now).await
     }
 
     async fn export_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserRecords>, StoreError> {

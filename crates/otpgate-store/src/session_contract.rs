@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId};
+use otpgate_core::session::{
+    NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+};
 use otpgate_core::store::NewCode;
 use otpgate_core::{
     Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, Policy, Timestamp, VerificationId,
@@ -328,6 +330,34 @@ pub async fn the_grace_never_extends_a_revoked_or_deleted_chain(store: Arc<dyn S
     assert_eq!(rotate_with_grace(&*store, "d1", "x", GRACE, secs(2)).await, RotateOutcome::Invalid);
 }
 
+fn published(kid: &str, byte: u8, valid_until: Timestamp) -> PublishedKey {
+    PublishedKey { kid: kid.into(), public_key: [byte; 32], valid_until, mac: digest(&format!("{kid}{byte}")) }
+}
+
+/// Published signing keys: listed while valid, a longer validity replaces a shorter one (never the
+/// other way round), and expired ones go.
+pub async fn published_signing_keys_are_listed_while_valid(store: Arc<dyn SessionBackend>) {
+    let listed = |keys: Vec<PublishedKey>| -> Vec<(String, u8, Timestamp)> {
+        keys.into_iter().map(|k| (k.kid, k.public_key[0], k.valid_until)).collect()
+    };
+    assert!(store.published_signing_keys(T0).await.unwrap().is_empty());
+    store.publish_signing_key(&published("kid-b", 2, secs(600)), T0).await.unwrap();
+    store.publish_signing_key(&published("kid-a", 1, secs(300)), T0).await.unwrap();
+    let keys = store.published_signing_keys(T0).await.unwrap();
+    assert_eq!(listed(keys.clone()), [("kid-a".into(), 1, secs(300)), ("kid-b".into(), 2, secs(600))]);
+    assert!(keys[0].mac.ct_eq(&digest("kid-a1")), "the MAC is kept as published");
+    // Republished for longer: extended; for less long: unchanged.
+    store.publish_signing_key(&published("kid-a", 1, secs(900)), secs(10)).await.unwrap();
+    store.publish_signing_key(&published("kid-b", 9, secs(400)), secs(10)).await.unwrap();
+    let keys = store.published_signing_keys(secs(10)).await.unwrap();
+    assert_eq!(listed(keys), [("kid-a".into(), 1, secs(900)), ("kid-b".into(), 2, secs(600))]);
+    // Past its validity a key is no longer listed, and the next publication deletes it.
+    assert_eq!(listed(store.published_signing_keys(secs(600)).await.unwrap()), [("kid-a".into(), 1, secs(900))]);
+    store.publish_signing_key(&published("kid-c", 3, secs(1200)), secs(700)).await.unwrap();
+    let keys = store.published_signing_keys(secs(0)).await.unwrap();
+    assert_eq!(listed(keys), [("kid-a".into(), 1, secs(900)), ("kid-c".into(), 3, secs(1200))], "kid-b deleted");
+}
+
 /// Writes one `#[tokio::test]` per session contract check; `$make` is an async block expression
 /// that yields an `Option<Arc<dyn SessionBackend>>` (`None` skips, e.g. when no server is set).
 #[macro_export]
@@ -348,6 +378,7 @@ macro_rules! session_contract_tests {
             concurrent_refreshes_with_one_token_all_get_the_same_successor,
             a_reuse_after_the_grace_revokes_the_family,
             the_grace_never_extends_a_revoked_or_deleted_chain,
+            published_signing_keys_are_listed_while_valid,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

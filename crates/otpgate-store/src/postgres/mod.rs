@@ -32,6 +32,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (4, "idempotency", include_str!("../../migrations/postgres/0004_idempotency.sql")),
     (5, "shared values", include_str!("../../migrations/postgres/0005_shared_values.sql")),
     (6, "refresh reuse grace", include_str!("../../migrations/postgres/0006_refresh_reuse_grace.sql")),
+    (7, "signing keys", include_str!("../../migrations/postgres/0007_signing_keys.sql")),
 ];
 
 /// How often (in limit acquisitions) spent limit rows are swept; Postgres has no TTLs.

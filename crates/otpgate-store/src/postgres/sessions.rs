@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use otpgate_core::privacy::UserRecords;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -287,6 +287,58 @@ impl SessionStore for PgStore {
     /// Batched, each batch within the timeout; safe with several instances (see `privacy`).
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_refresh_tokens_impl(now).await
+    }
+
+    async fn publish_signing_key(&self, key: &PublishedKey, now: Timestamp) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut tx = self.begin().await?;
+            sqlx::query("DELETE FROM signing_keys WHERE valid_until <= $1")
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, public_key, valid_until, mac) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kid) DO UPDATE SET public_key = excluded.public_key, \
+                 valid_until = excluded.valid_until, mac = excluded.mac \
+                 WHERE signing_keys.valid_until < excluded.valid_until",
+            )
+            .bind(&key.kid)
+            .bind(key.public_key.as_slice())
+            .bind(key.valid_until.0)
+            .bind(key.mac.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        })
+        .await
+    }
+
+    async fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT kid, public_key, valid_until, mac FROM signing_keys WHERE valid_until > $1 ORDER BY kid",
+            )
+            .bind(now.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+            let corrupt = || StoreError::Internal("corrupt signing key row".into());
+            rows.iter()
+                .map(|row| {
+                    let public: Vec<u8> = row.try_get("public_key").map_err(classify)?;
+                    let mac: Vec<u8> = row.try_get("mac").map_err(classify)?;
+                    Ok(PublishedKey {
+                        kid: row.try_get("kid").map_err(classify)?,
+                        public_key: public.as_slice().try_into().map_err(|_| corrupt())?,
+                        valid_until: Timestamp(row.try_get("valid_until").map_err(classify)?),
+                        mac: CodeDigest::from_slice(&mac).ok_or_else(corrupt)?,
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn export_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserRecords>, StoreError> {

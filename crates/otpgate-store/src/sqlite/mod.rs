@@ -34,6 +34,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (10, "counters", include_str!("../../migrations/sqlite/0010_counters.sql")),
     (11, "shared values", include_str!("../../migrations/sqlite/0011_shared_values.sql")),
     (12, "refresh reuse grace", include_str!("../../migrations/sqlite/0012_refresh_reuse_grace.sql")),
+    (13, "signing keys", include_str!("../../migrations/sqlite/0013_signing_keys.sql")),
 ];
 
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, Rotation, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -52,6 +52,22 @@ fn insert_refresh_token(
         params![token.digest.as_bytes().as_slice(), user.as_str(), family, channel.as_str(), now.0, token.expires_at.0],
     )
     .map(drop)
+}
+
+/// A published key from its stored columns.
+pub(crate) fn published_key(
+    kid: String,
+    public: &[u8],
+    valid_until: i64,
+    mac: &[u8],
+) -> Result<PublishedKey, StoreError> {
+    let corrupt = || StoreError::Internal("corrupt signing key row".into());
+    Ok(PublishedKey {
+        kid,
+        public_key: public.try_into().map_err(|_| corrupt())?,
+        valid_until: Timestamp(valid_until),
+        mac: CodeDigest::from_slice(mac).ok_or_else(corrupt)?,
+    })
 }
 
 /// The presented token's row, as a rotation reads it.
@@ -264,6 +280,48 @@ impl SessionStore for SqliteStore {
                     params![now.0],
                 )?;
                 execute(conn, "DELETE FROM refresh_tokens WHERE expires_at <= ?", params![now.0]).map(|n| n as u64)
+            })
+            .await
+    }
+
+    async fn publish_signing_key(&self, key: &PublishedKey, now: Timestamp) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.conn
+            .run(move |conn| {
+                execute(conn, "DELETE FROM signing_keys WHERE valid_until <= ?", params![now.0])?;
+                execute(
+                    conn,
+                    "INSERT INTO signing_keys (kid, public_key, valid_until, mac) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (kid) DO UPDATE SET public_key = excluded.public_key, \
+                     valid_until = excluded.valid_until, mac = excluded.mac \
+                     WHERE signing_keys.valid_until < excluded.valid_until",
+                    params![key.kid, key.public_key.as_slice(), key.valid_until.0, key.mac.as_bytes().as_slice()],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        self.conn
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT kid, public_key, valid_until, mac FROM signing_keys WHERE valid_until > ? ORDER BY kid",
+                    )
+                    .map_err(classify)?;
+                let rows = statement
+                    .query_map(params![now.0], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                        ))
+                    })
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(classify)?;
+                rows.into_iter().map(|(kid, public, until, mac)| published_key(kid, &public, until, &mac)).collect()
             })
             .await
     }

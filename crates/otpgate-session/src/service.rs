@@ -127,7 +127,7 @@ pub struct SessionService {
     hasher: CodeHasher,
     clock: Arc<dyn Clock>,
     config: SessionConfig,
-    /// The signing keys shared through the store (see `published`).
+    /// The signing keys shared through the store (see `SharedKeys`).
     shared: SharedKeys,
 }
 

@@ -13,8 +13,10 @@ pub mod phone;
 pub mod policy;
 pub mod privacy;
 pub mod provider;
+pub mod resend;
 pub mod service;
 pub mod session;
+pub mod shared_key;
 pub mod store;
 pub mod tripwire;
 pub mod verification;
@@ -29,8 +31,9 @@ pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
 pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
-pub use session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
+pub use session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId};
 pub use store::{
-    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, VerificationStore,
+    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, StoredValue,
+    VerificationStore,
 };
 pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

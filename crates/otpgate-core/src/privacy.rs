@@ -36,8 +36,16 @@ pub fn phone_send_key(hasher: &CodeHasher, phone: &PhoneNumber) -> String {
     phone_limit_key(hasher, "send:phone", phone)
 }
 
-/// Key prefixes of every per-phone limit.
-pub const PHONE_LIMIT_PREFIXES: [&str; 4] = ["send:phone", "send:phone:hourly", "send:phone:daily", "check:phone"];
+/// The key of a phone's resend cooldown (a shared value, see `resend`).
+pub fn phone_resend_key(hasher: &CodeHasher, phone: &PhoneNumber) -> String {
+    phone_limit_key(hasher, RESEND_PREFIX, phone)
+}
+
+const RESEND_PREFIX: &str = "send:phone:resend";
+
+/// Key prefixes of every per-phone limit (the resend cooldown included).
+pub const PHONE_LIMIT_PREFIXES: [&str; 5] =
+    ["send:phone", "send:phone:hourly", "send:phone:daily", "check:phone", RESEND_PREFIX];
 
 /// Every limit key that belongs to one phone number (for export and erasure).
 pub fn phone_limit_keys(hasher: &CodeHasher, phone: &PhoneNumber) -> Vec<String> {
@@ -89,7 +97,8 @@ pub struct VerificationRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitRecord {
     pub key: String,
-    /// GCRA theoretical arrival time: the limit is fully refilled at this moment.
+    /// GCRA theoretical arrival time: the limit is fully refilled at this moment (for the resend
+    /// cooldown: the moment its send count is forgotten).
     pub refilled_at: Timestamp,
 }
 

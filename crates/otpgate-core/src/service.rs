@@ -14,6 +14,7 @@ use crate::bot::{BotScope, BotVerifier};
 use crate::limits::{LimitRule, LimitScope, Rate};
 use crate::privacy;
 use crate::provider::{MessageTemplates, ProviderCheck, ProviderError};
+use crate::resend;
 use crate::store::{AttemptOutcome, CheckOutcome, IssueOutcome, NewCode};
 use crate::tripwire::{self, TripwireState};
 use crate::{
@@ -190,7 +191,9 @@ impl VerificationService {
         }
         self.bot_check(&req, &country).await?;
 
-        if let Some(wait) = self.store.resend_wait(&req.phone, now).await? {
+        // The phone's resend cooldown, read first so a refused send uses up no quota.
+        let resend_key = privacy::phone_resend_key(&self.hasher, &req.phone);
+        if let Some(wait) = resend::current_wait(&*self.limiter, &resend_key, now).await? {
             security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
             return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
         }
@@ -201,6 +204,16 @@ impl VerificationService {
             security_event_limit(denied.scope, &masked, &country, denied.retry_after);
             return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
         }
+        // Taken now; given back below if the send does not happen after all.
+        let first_cooldown = self.settings.policy.resend_cooldown;
+        let slot = match resend::take(&*self.limiter, &resend_key, first_cooldown, now).await? {
+            Ok(slot) => slot,
+            Err(wait) => {
+                // Lost a race with a concurrent send for the same phone.
+                security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
+                return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
+            }
+        };
 
         let is_test_number = test_code.is_some();
         let code = test_code.unwrap_or_else(|| Code::generate(self.settings.policy.code_length));
@@ -210,12 +223,19 @@ impl VerificationService {
             channel: req.channel,
             code_digest: Some(self.hasher.digest(&req.phone, &code)),
         };
-        let outcome = self.store.issue(new, now, &self.settings.policy).await?;
+        let outcome = match self.store.issue(new, now, &self.settings.policy).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                resend::give_back(&*self.limiter, &slot, now).await;
+                return Err(e.into());
+            }
+        };
         let (verification, created) = match &outcome {
             IssueOutcome::Created(v) => (v.clone(), true),
             IssueOutcome::Resent { verification, .. } => (verification.clone(), false),
             IssueOutcome::Cooldown { retry_after } => {
                 // Lost a race with a concurrent send for the same phone.
+                resend::give_back(&*self.limiter, &slot, now).await;
                 security_event_limit(LimitScope::ResendCooldown, &masked, &country, *retry_after);
                 return Err(OtpError::RateLimited { retry_after: *retry_after, scope: LimitScope::ResendCooldown });
             }
@@ -247,6 +267,7 @@ impl VerificationService {
                     if let Err(revert) = self.store.revert_issue(&outcome).await {
                         warn!(error = %revert, "could not revert a verification after a failed send");
                     }
+                    resend::give_back(&*self.limiter, &slot, now).await;
                     metrics::counter!(
                         "otpgate_sends_total",
                         "outcome" => "provider_error",
@@ -290,12 +311,7 @@ impl VerificationService {
             test_number = is_test_number,
             verification_id = %verification.id,
         );
-        Ok(Sent {
-            expires_in: now.until(verification.expires_at),
-            resend_in: now.until(verification.next_resend_at),
-            verification,
-            created,
-        })
+        Ok(Sent { expires_in: now.until(verification.expires_at), resend_in: slot.wait, verification, created })
     }
 
     /// Checks `code` for `phone`. Succeeds exactly once per verification.

@@ -3,8 +3,15 @@
 //! (`usr_…`); a phone that is erased and signs in again gets a new id, so an id is never reused.
 //! Refresh tokens exist here only as keyed digests (`CodeHasher::digest_parts`) grouped in
 //! families: each sign-in starts a family, each refresh spends one token and adds the next to
-//! the same family, and presenting a spent token revokes the whole family (theft detection).
-//! Signing keys are not stored here: they live in a key file (see `otpgate-session`).
+//! the same family, and presenting a spent token revokes the whole family (theft detection) —
+//! unless it comes back within the reuse grace after its rotation while its successor is still
+//! unspent: then the rotation is answered again (a lost answer, two tabs, a retrying page). For
+//! that, a rotation keeps its successor token sealed under a key that only the spent token gives
+//! (see `otpgate-session`), until the grace ends or the family rotates again.
+//! Signing keys are not stored here: they live in a key file (see `otpgate-session`). Their public
+//! halves are: every instance publishes the keys it signs with ([`PublishedKey`]), so instances
+//! sharing a durable store serve one JWKS and accept each other's tokens, whatever key files
+//! they were given.
 
 use std::fmt;
 
@@ -96,14 +103,44 @@ pub struct NewRefreshToken {
     pub expires_at: Timestamp,
 }
 
+/// A refresh, as the store carries it out.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The token that replaces the presented one (its family and channel are the presented one's).
+    pub next: NewRefreshToken,
+    /// `next`'s token, sealed under a key only the presented token gives: kept with the spent
+    /// token for `reuse_grace`, so a repeat within it gets `next` back.
+    pub sealed_next: Vec<u8>,
+    /// How long after this rotation a repeat of the presented token is answered with it again
+    /// instead of revoking the family; zero: never.
+    pub reuse_grace: std::time::Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RotateOutcome {
     /// The presented token was live; it is spent now, and the next one is stored in its family.
     Rotated { user: User, channel: Channel },
-    /// The presented token had been spent already: its whole family is revoked now.
+    /// The presented token was spent by a rotation within the reuse grace, and the token that
+    /// rotation stored is still unspent: nothing changed; this is that rotation again.
+    Repeated { user: User, channel: Channel, rotated_at: Timestamp, sealed_next: Vec<u8> },
+    /// The presented token had been spent already (past the grace): its whole family is revoked now.
     Reused,
-    /// Unknown, expired or revoked, or its user is gone. Nothing changed.
+    /// Unknown, expired or revoked, or its user is gone, or spent within the grace by a rotation
+    /// whose successor is no longer live. Nothing changed.
     Invalid,
+}
+
+/// The public half of a signing key, as an instance publishes it in the durable store.
+#[derive(Debug, Clone)]
+pub struct PublishedKey {
+    pub kid: String,
+    /// Ed25519.
+    pub public_key: [u8; 32],
+    /// Listed until then: past the expiry of every access token it signed.
+    pub valid_until: Timestamp,
+    /// A keyed digest (the HMAC key) over the three fields above, so that only an instance holding
+    /// the key can add a key others believe: write access to the store alone is not enough.
+    pub mac: CodeDigest,
 }
 
 #[async_trait]
@@ -121,15 +158,18 @@ pub trait SessionStore: Send + Sync + 'static {
 
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
-    /// Atomically: if `presented` is live (not spent, revoked or expired, and its user exists),
-    /// spend it and store `next` (whose family and channel are ignored: it inherits both from the
-    /// presented token);
-    /// if it was already spent, revoke its whole family. Of concurrent calls with one token, at
-    /// most one answers `Rotated`.
+    /// Atomically, serialised with every other write to the presented token's family: if
+    /// `presented` is live (not spent, revoked or expired, and its user exists), spend it, store
+    /// `rotation.next` (whose family and channel are ignored: it inherits both from the presented
+    /// token) and keep `rotation.sealed_next` with the spent token until `rotation.reuse_grace` has
+    /// passed (dropping any other sealed token of the family). If it was spent already: within
+    /// that grace and while its successor is unspent, `Repeated` and nothing changes; within the
+    /// grace otherwise, `Invalid`; past it, revoke its whole family. Of concurrent calls with one
+    /// token, at most one answers `Rotated`.
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError>;
 
@@ -142,8 +182,20 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
 
     /// Deletes refresh tokens past their expiry (spent ones are kept until then, for reuse
-    /// detection). Answers how many were deleted.
+    /// detection), and drops sealed successors whose reuse grace has passed. Answers how many
+    /// tokens were deleted.
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Publishes `key`: stored, or replacing the entry of its `kid` if that one is valid for less
+    /// long. Entries past their `valid_until` are deleted.
+    async fn publish_signing_key(&self, _key: &PublishedKey, _now: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Internal("this store does not support published signing keys".into()))
+    }
+
+    /// Every published key still valid at `now` (MACs unchecked: the caller checks them).
+    async fn published_signing_keys(&self, _now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        Err(StoreError::Internal("this store does not support published signing keys".into()))
+    }
 
     /// Export: the user of `phone` and their refresh tokens' metadata (never digests).
     async fn export_user_by_phone(

@@ -159,6 +159,14 @@ pub trait VerificationStore: Send + Sync + 'static {
     }
 }
 
+/// A small value kept under a key of the hot store (see `RateLimiter::swap_value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredValue {
+    pub value: String,
+    /// Gone from this moment on (the caller's clock); `None` keeps it until it is swapped away.
+    pub expires_at: Option<Timestamp>,
+}
+
 /// A refused limit: which one, and when to come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Denied {
@@ -187,5 +195,26 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// The sum of the buckets of `key` that start at or after `since` (ms).
     async fn sum_counter(&self, _key: &str, _since: i64) -> Result<u64, StoreError> {
         Err(StoreError::Internal("this store does not support counters".into()))
+    }
+
+    /// The value stored under `key` (see `swap_value`); `None` when there is none or it expired
+    /// by `now`.
+    async fn load_value(&self, _key: &str, _now: Timestamp) -> Result<Option<String>, StoreError> {
+        Err(StoreError::Internal("this store does not support shared values".into()))
+    }
+
+    /// Atomically (compare and swap): if the value under `key` is `expected` (`None`: there is
+    /// none, or it expired by `now`), replaces it with `new` (`None` deletes it) and answers true;
+    /// otherwise changes nothing and answers false. Of concurrent swaps from one expected value,
+    /// exactly one succeeds. For state several instances must agree on that is not a rate (a
+    /// phone's resend cooldown, the fingerprint of the HMAC key).
+    async fn swap_value(
+        &self,
+        _key: &str,
+        _expected: Option<&str>,
+        _new: Option<&StoredValue>,
+        _now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Internal("this store does not support shared values".into()))
     }
 }

@@ -385,6 +385,9 @@ pub struct SessionsConfig {
     pub access_ttl_secs: u64,
     /// Refresh-token lifetime in seconds (each refresh starts a new period).
     pub refresh_ttl_secs: u64,
+    /// Seconds after a refresh during which the spent refresh token, presented again, gets the
+    /// same new session instead of revoking the chain (0–60; 0: never).
+    pub refresh_reuse_grace_secs: u64,
     /// The signing-key file (JSON, current + previous Ed25519 keys). Required in production
     /// (create it with `otpgate keys rotate`); in development it defaults to
     /// `<database file>.signing-keys.json` and is generated when missing. A running server
@@ -400,6 +403,7 @@ impl Default for SessionsConfig {
             audience: "otpgate".into(),
             access_ttl_secs: 900,
             refresh_ttl_secs: 30 * 24 * 3600,
+            refresh_reuse_grace_secs: 10,
             keys_file: None,
         }
     }
@@ -804,6 +808,9 @@ impl Config {
                 "sessions.refresh_ttl_secs",
                 "must be at least the access-token lifetime and at most 366 days",
             ));
+        }
+        if s.refresh_reuse_grace_secs > 60 {
+            return Err(bad("sessions.refresh_reuse_grace_secs", "must be between 0 and 60"));
         }
         let test_numbers = self.effective_test_numbers()?;
         if self.is_production() {

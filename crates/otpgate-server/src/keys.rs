@@ -1,13 +1,19 @@
 //! The HMAC key for codes: from configuration (required in production), or in development
 //! generated once and kept in a file beside the database so restarts keep codes valid. The file
 //! is separate from the database on purpose: a dump of the data alone must not carry the key.
+//! Every instance sharing a hot store must use the same key: `check_shared` refuses to start
+//! otherwise (see `otpgate_core::shared_key`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use otpgate_core::shared_key::{self, KeyCheck};
+use otpgate_core::{Clock, CodeHasher, SystemClock, Timestamp};
+use otpgate_store::open::redact;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError};
+use crate::stores::{OpenError, Stores};
 
 /// The development key file: configured, or `<database file>.hmac-key`.
 pub fn dev_key_path(config: &Config) -> Result<PathBuf, ConfigError> {
@@ -25,6 +31,41 @@ pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {
         return Err(ConfigError("config key `secrets.hmac_key`: is required in production".into()));
     }
     load_or_create(&dev_key_path(config)?)
+}
+
+/// Refuses to start when the hot store was first used with another HMAC key; records this
+/// key's fingerprint when the store holds none.
+pub async fn check_shared(
+    config: &Config,
+    stores: &Stores,
+    hasher: &CodeHasher,
+    now: Timestamp,
+) -> Result<(), OpenError> {
+    match shared_key::check(&*stores.limits, hasher, now).await? {
+        KeyCheck::Recorded => {
+            tracing::info!(fingerprint = %shared_key::fingerprint(hasher), "recorded the HMAC key's fingerprint in the hot store");
+            Ok(())
+        }
+        KeyCheck::Matches => Ok(()),
+        KeyCheck::Differs { recorded } => Err(OpenError::Config(ConfigError(format!(
+            "config key `secrets.hmac_key`: the hot store {} is used with another HMAC key \
+             (fingerprint {recorded}, this instance's is {}). Every instance sharing a store needs the \
+             same `secrets.hmac_key` (in development, point `secrets.dev_hmac_key_file` at one shared \
+             file). If the key was changed on purpose: stop every instance, then run \
+             `otpgate secrets adopt-hmac-key` once (pending codes, sessions and limits of the old key are lost).",
+            redact(&config.store.hot),
+            shared_key::fingerprint(hasher),
+        )))),
+    }
+}
+
+/// `otpgate secrets adopt-hmac-key`: records the configured key as the one the hot store is used
+/// with, replacing another. Answers the fingerprint replaced, if any.
+pub async fn adopt(config: &Config) -> Result<Option<String>, OpenError> {
+    let hasher =
+        CodeHasher::new(&hmac_key(config)?).map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+    let stores = crate::stores::open(config).await?;
+    Ok(shared_key::adopt(&*stores.limits, &hasher, SystemClock.now()).await?)
 }
 
 fn load_or_create(path: &Path) -> Result<Vec<u8>, ConfigError> {

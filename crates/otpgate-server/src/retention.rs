@@ -1,7 +1,7 @@
 //! Retention: a background sweeper deletes what otpgate no longer needs. Verification rows (the
 //! only place besides the user where a full number is stored) go `retention.verification_hours`
-//! after they end; spent limit rows, expired idempotency entries and expired refresh tokens go
-//! as soon as they are spent. Every deletion is an idempotent batched DELETE, so any number of
+//! after they end; spent limit rows, tripwire counter buckets past their window, expired
+//! idempotency entries and expired refresh tokens go as soon as they are spent. Every deletion is an idempotent batched DELETE, so any number of
 //! instances may sweep the same database at once.
 
 use std::sync::{Arc, Weak};

@@ -91,6 +91,7 @@ impl Application {
         let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);
         let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
             .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+        crate::keys::check_shared(config, &stores, &hasher, clock.now()).await?;
 
         let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
             Some(provider) => (provider, None),
@@ -120,7 +121,14 @@ impl Application {
             settings,
         );
         let sessions = if config.sessions.enabled {
-            Some(Arc::new(build_sessions(config, &stores, &hasher, &clock)?))
+            let sessions = build_sessions(config, &stores, &hasher, &clock)?;
+            // Before serving: the instances sharing the store must know our keys at once.
+            sessions.publish_keys().await.map_err(|e| {
+                crate::stores::OpenError::Store(otpgate_core::StoreError::Unavailable(format!(
+                    "cannot publish the signing keys: {e}"
+                )))
+            })?;
+            Some(Arc::new(sessions))
         } else {
             None
         };
@@ -230,6 +238,7 @@ fn build_sessions(
         audience: config.sessions.audience.clone(),
         access_ttl: Duration::from_secs(config.sessions.access_ttl_secs),
         refresh_ttl: Duration::from_secs(config.sessions.refresh_ttl_secs),
+        refresh_reuse_grace: Duration::from_secs(config.sessions.refresh_reuse_grace_secs),
     };
     Ok(SessionService::new(stores.sessions.clone(), keys, hasher.clone(), clock.clone(), session_config))
 }
@@ -250,6 +259,10 @@ fn spawn_key_reloader(sessions: std::sync::Weak<SessionService>, path: std::path
                         sessions.replace_keys(keys);
                         tracing::info!(path = %path.display(), "signing keys reloaded");
                         seen = now;
+                        // Otherwise at the latest before the new key signs its first token.
+                        if let Err(e) = sessions.publish_keys().await {
+                            tracing::warn!(error = %e, "cannot publish the reloaded signing keys yet");
+                        }
                     }
                     Err(e) => tracing::error!(path = %path.display(), error = %e, "cannot reload signing keys"),
                 }

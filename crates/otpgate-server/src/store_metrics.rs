@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
-use otpgate_core::store::{Denied, NewCode};
+use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, VerificationStore,
@@ -129,6 +129,20 @@ impl RateLimiter for TimedRateLimiter {
     async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError> {
         timed("sum_counter", self.0.sum_counter(key, since)).await
     }
+
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        timed("load_value", self.0.load_value(key, now)).await
+    }
+
+    async fn swap_value(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        timed("swap_value", self.0.swap_value(key, expected, new, now)).await
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +241,20 @@ mod tests {
             self.hit("sum_counter");
             Ok(7)
         }
+        async fn load_value(&self, _: &str, _: Timestamp) -> Result<Option<String>, StoreError> {
+            self.hit("load_value");
+            Ok(Some("v".into()))
+        }
+        async fn swap_value(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: Option<&StoredValue>,
+            _: Timestamp,
+        ) -> Result<bool, StoreError> {
+            self.hit("swap_value");
+            Ok(true)
+        }
     }
 
     #[tokio::test]
@@ -257,6 +285,8 @@ mod tests {
         limits.reset(&[]).await.unwrap();
         limits.incr_counter("k", 0, now).await.unwrap();
         assert_eq!(limits.sum_counter("k", 0).await.unwrap(), 7);
+        assert_eq!(limits.load_value("k", now).await.unwrap().as_deref(), Some("v"));
+        assert!(limits.swap_value("k", None, None, now).await.unwrap());
         assert_eq!(
             *inner.0.lock().unwrap(),
             [
@@ -277,7 +307,9 @@ mod tests {
                 "acquire",
                 "reset",
                 "incr_counter",
-                "sum_counter"
+                "sum_counter",
+                "load_value",
+                "swap_value"
             ]
         );
     }

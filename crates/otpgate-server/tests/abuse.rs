@@ -18,6 +18,9 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> (TestApp, Arc<FakeProv
     let app = spawn_with(
         |c| {
             no_limits(c);
+            // The resend cooldown is not a limit these tests are about (and a cancel no longer
+            // lifts it): off, unless a test sets it.
+            c.codes.resend_cooldown_secs = 0;
             configure(c);
         },
         with_provider(provider.clone()),
@@ -26,7 +29,7 @@ async fn app_with(configure: impl FnOnce(&mut Config)) -> (TestApp, Arc<FakeProv
     (app, provider)
 }
 
-/// Sends, then cancels at once so the resend cooldown never interferes.
+/// Sends, then cancels at once so the phone's live verification never interferes.
 async fn send_and_cancel(app: &TestApp, phone: &str) -> Reply {
     let r = app.send(phone).await;
     if r.status == 201 {

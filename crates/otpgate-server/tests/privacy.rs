@@ -94,6 +94,7 @@ async fn after_the_retention_window_only_the_user_holds_the_number() {
 
     let early = sweeper.sweep().await.unwrap();
     assert_eq!(early.verifications, 0, "nothing is due yet: {early:?}");
+    assert!(counter_rows(&app).await > 0, "the sends and the approval were counted for the tripwire");
     let mut before = tables_mentioning(&app, DIGITS).await;
     before.sort();
     assert_eq!(before, ["users", "verifications"]);
@@ -114,9 +115,18 @@ async fn after_the_retention_window_only_the_user_holds_the_number() {
             assert_eq!(n, 0, "the WAL is scrubbed");
         }
     }
+    assert_eq!(counter_rows(&app).await, 0, "tripwire counters past their window are swept too");
     // The account itself still works.
     let me = app.send(PHONE).await;
     assert_eq!(me.status, 201, "{}", me.text);
+}
+
+/// Rows of the tripwire's windowed counters.
+async fn counter_rows(app: &TestApp) -> i64 {
+    let pool = SqlitePool::connect(&format!("sqlite://{}", app.db_path().display())).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM counters").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n
 }
 
 #[tokio::test]
@@ -191,4 +201,42 @@ async fn operator_export_names_everything_and_delete_erases_it() {
 
 fn tokens_refresh(r: &common::Reply) -> String {
     r.json()["session"]["refresh_token"].as_str().unwrap().to_owned()
+}
+
+/// Rows of `refresh_tokens` still holding a sealed successor (the reuse grace's only state).
+async fn sealed_successors(app: &TestApp) -> i64 {
+    let pool = SqlitePool::connect(&format!("sqlite://{}", app.db_path().display())).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM refresh_tokens WHERE sealed_successor IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Outside the reuse grace, refresh tokens are stored only as keyed digests: a rotation's sealed
+/// successor goes when the family rotates again, or at the first sweep after the grace.
+#[tokio::test]
+async fn sealed_successors_do_not_outlive_the_reuse_grace() {
+    let app = spawn_app().await;
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            let r = app.post_json("/v1/sessions/refresh", &json!({ "refresh_token": token })).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            tokens_refresh(&r)
+        }
+    };
+    let first = sign_in(&app, PHONE).await["session"]["refresh_token"].as_str().unwrap().to_owned();
+    let second = refresh(first).await;
+    assert_eq!(sealed_successors(&app).await, 1, "kept for the grace");
+    app.advance(Duration::from_secs(1));
+    refresh(second).await;
+    assert_eq!(sealed_successors(&app).await, 1, "the family's older one went with the new rotation");
+    let sweeper = sweeper(&app).await;
+    sweeper.sweep().await.unwrap();
+    assert_eq!(sealed_successors(&app).await, 1, "still within the grace");
+    app.advance(Duration::from_secs(10));
+    sweeper.sweep().await.unwrap();
+    assert_eq!(sealed_successors(&app).await, 0, "swept after the grace");
 }

@@ -95,10 +95,97 @@ async fn refresh_rotates_and_reuse_revokes_the_chain() {
     assert_ne!(first, second);
     assert_eq!(me(&app, r.json()["session"]["access_token"].as_str().unwrap()).await.status, 200);
 
+    // Past the reuse grace (10 s), a spent token is stolen: its chain ends.
+    app.advance(Duration::from_secs(10));
     let reuse = refresh(&app, &first).await;
     assert_eq!((reuse.status, reuse.error_code().as_str()), (401, "unauthorized"));
     let after_theft = refresh(&app, &second).await;
     assert_eq!(after_theft.status, 401, "reuse of a spent token revoked the newer one too");
+}
+
+/// `n` refreshes with one token at once; every answer.
+async fn parallel_refreshes(apps: &[&TestApp], token: &str, n: usize) -> Vec<Reply> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let app = apps[i % apps.len()];
+        let request = app.client.post(app.url("/v1/sessions/refresh")).json(&json!({ "refresh_token": token }));
+        tasks.spawn(async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            Reply { status, headers, text: r.text().await.unwrap() }
+        });
+    }
+    let mut replies = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        replies.push(r.unwrap());
+    }
+    replies
+}
+
+/// What a lost answer, two tabs or a retrying page do: the same refresh token 2 and 10 times at
+/// once. Every request gets 200 and the same new tokens, and the chain lives on.
+#[tokio::test]
+async fn concurrent_refreshes_with_one_token_all_get_the_same_session() {
+    let app = spawn_app().await;
+    for (phone, n) in [("+14155550143", 2), ("+14155550144", 10)] {
+        let signed = sign_in(&app, phone).await;
+        let token = signed["session"]["refresh_token"].as_str().unwrap().to_owned();
+        let replies = parallel_refreshes(&[&app], &token, n).await;
+        assert!(
+            replies.iter().all(|r| r.status == 200),
+            "{n}: {:?}",
+            replies.iter().map(|r| &r.text).collect::<Vec<_>>()
+        );
+        let sessions: Vec<Value> = replies.iter().map(|r| r.json()["session"].clone()).collect();
+        assert!(sessions.iter().all(|s| *s == sessions[0]), "{n}: the same access and refresh token for all");
+        assert_ne!(sessions[0]["refresh_token"], token.as_str());
+        assert_eq!(me(&app, sessions[0]["access_token"].as_str().unwrap()).await.status, 200);
+        assert_eq!(refresh(&app, sessions[0]["refresh_token"].as_str().unwrap()).await.status, 200, "{n}: lives on");
+    }
+}
+
+/// After the grace a repeat is reuse, and the grace never revives a chain that was signed out or
+/// whose user was erased.
+#[tokio::test]
+async fn the_reuse_grace_ends_and_never_extends_a_dead_chain() {
+    let app = spawn_app().await;
+    let token = |v: &Value| v["session"]["refresh_token"].as_str().unwrap().to_owned();
+    let first = token(&sign_in(&app, PHONE).await);
+    let next = refresh(&app, &first).await;
+    app.advance(Duration::from_secs(9));
+    assert_eq!(refresh(&app, &first).await.text, next.text, "within the grace: the same answer");
+    app.advance(Duration::from_secs(1));
+    assert_eq!(refresh(&app, &first).await.status, 401, "past it: reuse");
+    assert_eq!(refresh(&app, &token(&next.json())).await.status, 401, "and the chain is revoked");
+
+    // Signed out right after a refresh: the spent token gets nothing within the grace.
+    app.advance(Duration::from_secs(120));
+    let first = token(&sign_in(&app, PHONE).await);
+    let next = token(&refresh(&app, &first).await.json());
+    assert_eq!(app.post_json("/v1/sessions/revoke", &json!({ "refresh_token": next })).await.status, 204);
+    assert_eq!(refresh(&app, &first).await.status, 401, "revoked");
+
+    // Erased right after a refresh: nothing either.
+    app.advance(Duration::from_secs(120));
+    let signed = sign_in(&app, PHONE).await;
+    let next = refresh(&app, &token(&signed)).await.json();
+    let access = next["session"]["access_token"].as_str().unwrap();
+    assert_eq!(app.request(app.client.delete(app.url("/v1/me")).bearer_auth(access)).await.status, 204);
+    assert_eq!(refresh(&app, &token(&signed)).await.status, 401, "deleted");
+}
+
+#[tokio::test]
+async fn the_reuse_grace_is_configurable_and_bounded() {
+    let app = spawn_with(|c| c.sessions.refresh_reuse_grace_secs = 0, Default::default()).await;
+    let first = sign_in(&app, PHONE).await["session"]["refresh_token"].as_str().unwrap().to_owned();
+    let next = refresh(&app, &first).await.json();
+    assert_eq!(refresh(&app, &first).await.status, 401, "0 switches the grace off");
+    assert_eq!(refresh(&app, next["session"]["refresh_token"].as_str().unwrap()).await.status, 401, "revoked");
+    let mut config = otpgate_server::Config::default();
+    config.sessions.refresh_reuse_grace_secs = 61;
+    let e = config.validate().unwrap_err().to_string();
+    assert!(e.contains("sessions.refresh_reuse_grace_secs"), "{e}");
 }
 
 #[tokio::test]

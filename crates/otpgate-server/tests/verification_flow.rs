@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use otpgate_core::ProviderError;
+use otpgate_server::Overrides;
 use serde_json::json;
 
 const PHONE: &str = "+14155550100";
@@ -124,11 +125,55 @@ async fn resend_keeps_id_and_attempts_and_doubles_the_cooldown() {
     assert_eq!(app.check(PHONE, &new_code).await.status, 200);
 }
 
+/// The phone's send count lives outside its verifications: the wait doubles across an expired
+/// verification and across a cancel (both used to start it over at 30 s), up to an hour, and is
+/// forgotten only after an hour of quiet past the last wait.
+#[tokio::test]
+async fn the_resend_cooldown_doubles_across_expiry_and_cancel() {
+    let app = spawn_with(no_limits, Overrides::default()).await;
+    let send = |expected_status: u16, expected_wait: u64| {
+        let app = &app;
+        async move {
+            let r = app.send(PHONE).await;
+            assert_eq!(r.status, expected_status, "{}", r.text);
+            assert_eq!(r.json()["resend_in"], expected_wait, "{}", r.text);
+            r.json()["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = send(201, 30).await;
+    app.advance(Duration::from_secs(30));
+    assert_eq!(send(200, 60).await, first, "a resend of the live verification");
+    app.advance(Duration::from_secs(60));
+    send(200, 120).await;
+    // The third send renewed the code's 120 s: it expires just as this wait ends.
+    app.advance(Duration::from_secs(120));
+    assert_eq!(app.check(PHONE, "000000").await.error_code(), "verification_not_found", "expired");
+    let after_expiry = send(201, 240).await;
+    assert_ne!(after_expiry, first, "a new verification, and still the doubled wait");
+
+    // A cancel lifts nothing: the wait of the last send still runs, and the next one doubles.
+    let del = app.request(app.client.delete(app.url(&format!("/v1/verifications/{after_expiry}")))).await;
+    assert_eq!(del.status, 204);
+    let early = app.send(PHONE).await;
+    assert_eq!((early.status, early.error_code().as_str()), (429, "rate_limited"), "{}", early.text);
+    assert_eq!(early.header("retry-after").as_deref(), Some("240"));
+    app.advance(Duration::from_secs(240));
+    send(201, 480).await;
+
+    for (waited, next) in [(480, 960), (960, 1920), (1920, 3600), (3600, 3600)] {
+        app.advance(Duration::from_secs(waited));
+        send(201, next).await;
+    }
+    // An hour of quiet after the last wait ended: the count is forgotten.
+    app.advance(Duration::from_secs(3600 + 3600));
+    send(201, 30).await;
+}
+
 #[tokio::test]
 async fn per_phone_send_limit_answers_429_with_retry_after_and_resets() {
     let provider = FakeProvider::new(FakeBehaviour::Deliver);
-    let app = spawn_with(|_| {}, with_provider(provider.clone())).await;
-    // Cancel between sends so the resend cooldown is not what stops us.
+    // No resend cooldown, so the per-phone limit is what stops us.
+    let app = spawn_with(|c| c.codes.resend_cooldown_secs = 0, with_provider(provider.clone())).await;
     for _ in 0..3 {
         let sent = app.send(PHONE).await;
         assert_eq!(sent.status, 201, "{}", sent.text);
@@ -318,6 +363,8 @@ async fn provider_errors_map_to_the_table_and_leave_nothing_usable() {
     assert_eq!(r.header("retry-after").as_deref(), Some("30"));
     // Nothing usable was left: a check finds no verification, and no cooldown blocks a retry.
     assert_eq!(app.check(PHONE, "123456").await.error_code(), "verification_not_found");
+    let again = app.send(PHONE).await;
+    assert_eq!(again.error_code(), "provider_unavailable", "the failed send started no cooldown: {}", again.text);
 
     for (error, status, code) in [
         (ProviderError::Undeliverable, 422, "undeliverable"),

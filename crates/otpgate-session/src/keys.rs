@@ -14,8 +14,11 @@
 //!
 //! Rotation (`otpgate keys rotate`) rewrites the file; a running server picks the ring up with
 //! `SessionService::replace_keys`. Rotate at most once per access-token lifetime (15 min by
-//! default): a second rotation drops the key that signed tokens still in flight. With several
-//! instances, each must load the new file before clients see tokens signed with the new key.
+//! default): a second rotation drops the key that signed tokens still in flight from the file
+//! (instances sharing a store still list it until its tokens expired, see below). Instances
+//! sharing a durable store publish their public keys there before signing with them, and serve
+//! and accept every published key: they verify each other's tokens whatever key files they
+//! have, and in whatever order they load a rotated one.
 
 use std::fmt;
 use std::io::Write;
@@ -102,19 +105,7 @@ impl SigningKey {
 
     /// The public half as a JWK (`kty: OKP`, `crv: Ed25519`, `alg: EdDSA`, `use: sig`).
     pub fn jwk(&self) -> Jwk {
-        Jwk {
-            common: CommonParameters {
-                public_key_use: Some(PublicKeyUse::Signature),
-                key_algorithm: Some(KeyAlgorithm::EdDSA),
-                key_id: (!self.kid.is_empty()).then(|| self.kid.clone()),
-                ..CommonParameters::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: URL_SAFE_NO_PAD.encode(self.public),
-            }),
-        }
+        public_jwk(&self.kid, &self.public)
     }
 
     fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
@@ -136,6 +127,23 @@ impl SigningKey {
             .decode(entry.private_key.trim_end_matches('='))
             .map_err(|_| KeyError::Invalid("private_key is not base64url".into()))?;
         Self::from_pkcs8(&der, Some(entry.kid.clone()), entry.created_at)
+    }
+}
+
+/// An Ed25519 public key as a JWK (`kty: OKP`, `crv: Ed25519`, `alg: EdDSA`, `use: sig`).
+pub fn public_jwk(kid: &str, public: &[u8; 32]) -> Jwk {
+    Jwk {
+        common: CommonParameters {
+            public_key_use: Some(PublicKeyUse::Signature),
+            key_algorithm: Some(KeyAlgorithm::EdDSA),
+            key_id: (!kid.is_empty()).then(|| kid.to_owned()),
+            ..CommonParameters::default()
+        },
+        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+            key_type: OctetKeyPairType::OctetKeyPair,
+            curve: EllipticCurve::Ed25519,
+            x: URL_SAFE_NO_PAD.encode(public),
+        }),
     }
 }
 

@@ -4,16 +4,21 @@
 //! store and the approved verification, never from the request.
 
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, UNIX_EPOCH};
 
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
+use otpgate_core::session::{
+    NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+};
 use otpgate_core::verification::random_base62;
 use otpgate_core::{Channel, Clock, CodeDigest, CodeHasher, OtpError, PhoneNumber, StoreError, Timestamp};
-use tracing::warn;
+use tracing::{info, warn};
 
-use crate::keys::KeyRing;
+use crate::keys::{KeyRing, public_jwk};
 use crate::verify::{AccessClaims, VerifyError, VerifyingKeys, verify_access_token};
 
 /// Session settings; the server fills them from its config.
@@ -27,6 +32,10 @@ pub struct SessionConfig {
     pub access_ttl: Duration,
     /// Default 30 days; each refresh starts a new period.
     pub refresh_ttl: Duration,
+    /// How long after a refresh the spent token, presented again, gets the same new session
+    /// instead of revoking the chain (a lost answer, two tabs, a retrying page). Default 10 s;
+    /// zero: every repeat revokes.
+    pub refresh_reuse_grace: Duration,
 }
 
 impl Default for SessionConfig {
@@ -36,6 +45,7 @@ impl Default for SessionConfig {
             audience: "otpgate".into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 60 * 60),
+            refresh_reuse_grace: Duration::from_secs(10),
         }
     }
 }
@@ -104,6 +114,9 @@ impl From<SessionError> for OtpError {
     }
 }
 
+/// Bound into every sealed successor, so a sealed value means nothing anywhere else.
+const SEAL_AAD: &[u8] = b"otpgate-refresh-successor-v1";
+
 /// `rt_` and 32 base62 characters: 190 random bits.
 const REFRESH_PREFIX: &str = "rt_";
 const REFRESH_RANDOM_LEN: usize = 32;
@@ -114,7 +127,20 @@ pub struct SessionService {
     hasher: CodeHasher,
     clock: Arc<dyn Clock>,
     config: SessionConfig,
+    /// The signing keys shared through the store (see `SharedKeys`).
+    shared: SharedKeys,
 }
+
+/// The public keys instances publish in the durable store: which of ours was published last and
+/// when, and the others' as last read (only those whose MAC checks out).
+#[derive(Default)]
+struct SharedKeys {
+    published: Mutex<Option<(String, Timestamp)>>,
+    cache: RwLock<Vec<PublishedKey>>,
+}
+
+/// How often the current key's publication is renewed while it signs (the service's clock).
+const REPUBLISH_EVERY: Duration = Duration::from_secs(60);
 
 impl SessionService {
     /// `hasher` keys the refresh-token digests; it may be the one that hashes codes (the inputs
@@ -126,26 +152,139 @@ impl SessionService {
         clock: Arc<dyn Clock>,
         config: SessionConfig,
     ) -> Self {
-        SessionService { store, keys: RwLock::new(Arc::new(keys)), hasher, clock, config }
+        SessionService {
+            store,
+            keys: RwLock::new(Arc::new(keys)),
+            hasher,
+            clock,
+            config,
+            shared: SharedKeys::default(),
+        }
     }
 
     pub fn config(&self) -> &SessionConfig {
         &self.config
     }
 
-    /// The body of `GET /.well-known/jwks.json`.
+    /// The public keys: this instance's ring (current first), then every key the instances sharing
+    /// the store published and that is still valid, as last read (see `current_jwks`).
     pub fn jwks(&self) -> JwkSet {
-        self.keys().jwks()
+        let mut set = self.keys().jwks();
+        for key in self.shared_keys() {
+            if set.find(&key.kid).is_none() {
+                set.keys.push(public_jwk(&key.kid, &key.public_key));
+            }
+        }
+        set
     }
 
+    /// The body of `GET /.well-known/jwks.json`: `jwks` after reading the published keys again,
+    /// so a key another instance published before signing its first token is listed as soon as
+    /// that token exists. (One small read per request, as the user lookup of every authenticated
+    /// request; verifiers cache the JWKS, `Cache-Control: max-age=300`.)
+    pub async fn current_jwks(&self) -> JwkSet {
+        self.read_shared_keys().await;
+        self.jwks()
+    }
+
+    /// The keys `jwks` lists, to verify with.
     pub fn verifying_keys(&self) -> VerifyingKeys {
-        self.keys().verifying_keys()
+        let ring = self.keys();
+        let mut keys = ring.verifying_keys();
+        for key in self.shared_keys() {
+            if !keys.kids().any(|kid| kid == key.kid) {
+                keys.insert_ed25519(key.kid.clone(), &key.public_key);
+            }
+        }
+        keys
     }
 
     /// Swaps in a reloaded key ring (after `otpgate keys rotate`); tokens signed by a key still in
-    /// the new ring stay valid.
+    /// the new ring, or published by another instance, stay valid. The new current key is
+    /// published before it signs anything (`publish_keys`, or at the latest the next signing).
     pub fn replace_keys(&self, keys: KeyRing) {
         *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        *self.shared.published.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Publishes this instance's signing keys in the store, so every instance sharing it lists
+    /// and accepts them: the current key until the tokens it may sign by the next renewal have
+    /// expired, the previous one until the tokens it signed before the current key existed have.
+    pub async fn publish_keys(&self) -> Result<(), SessionError> {
+        let (ring, now) = (self.keys(), self.clock.now());
+        let current = ring.current();
+        let margin = self.config.access_ttl + REPUBLISH_EVERY * 2;
+        self.store
+            .publish_signing_key(&self.published_key(current.kid(), current.public_key(), now.plus(margin)), now)
+            .await?;
+        if let Some(previous) = ring.previous() {
+            let retired_at = Timestamp(i64::try_from(current.created_at()).unwrap_or(i64::MAX / 1000) * 1000);
+            let until = retired_at.plus(margin);
+            if until > now {
+                let key = self.published_key(previous.kid(), previous.public_key(), until);
+                self.store.publish_signing_key(&key, now).await?;
+            }
+        }
+        *self.shared.published.lock().unwrap_or_else(|e| e.into_inner()) = Some((current.kid().to_owned(), now));
+        self.read_shared_keys().await;
+        Ok(())
+    }
+
+    /// Publishes the current key unless that was done within `REPUBLISH_EVERY`: called before
+    /// signing, so no token is out before the other instances can learn its key.
+    async fn ensure_published(&self, now: Timestamp) -> Result<(), SessionError> {
+        let due = {
+            let published = self.shared.published.lock().unwrap_or_else(|e| e.into_inner());
+            match &*published {
+                Some((kid, at)) => kid != self.keys().current().kid() || now >= at.plus(REPUBLISH_EVERY),
+                None => true,
+            }
+        };
+        if due { self.publish_keys().await } else { Ok(()) }
+    }
+
+    fn published_key(&self, kid: &str, public_key: &[u8; 32], valid_until: Timestamp) -> PublishedKey {
+        PublishedKey {
+            kid: kid.to_owned(),
+            public_key: *public_key,
+            valid_until,
+            mac: self.published_key_mac(kid, public_key, valid_until),
+        }
+    }
+
+    fn published_key_mac(&self, kid: &str, public_key: &[u8; 32], valid_until: Timestamp) -> CodeDigest {
+        let until = valid_until.0.to_be_bytes();
+        self.hasher.digest_parts(&[b"otpgate-signing-key-v1", kid.as_bytes(), public_key, &until])
+    }
+
+    /// The published keys as last read, still valid now.
+    fn shared_keys(&self) -> Vec<PublishedKey> {
+        let now = self.clock.now();
+        let cache = self.shared.cache.read().unwrap_or_else(|e| e.into_inner());
+        cache.iter().filter(|k| k.valid_until > now).cloned().collect()
+    }
+
+    /// Reads the published keys again. Keeps only keys whose MAC checks out (a key written into
+    /// the store by anyone without the HMAC key is ignored). A store that cannot be read leaves
+    /// the last read in place (logged).
+    async fn read_shared_keys(&self) {
+        match self.store.published_signing_keys(self.clock.now()).await {
+            Ok(keys) => {
+                let authentic =
+                    |k: &PublishedKey| k.mac.ct_eq(&self.published_key_mac(&k.kid, &k.public_key, k.valid_until));
+                let (good, forged): (Vec<_>, Vec<_>) = keys.into_iter().partition(authentic);
+                if !forged.is_empty() {
+                    warn!(
+                        event = "session.signing_keys",
+                        outcome = "ignored",
+                        count = forged.len(),
+                        "published signing keys with a bad MAC were ignored"
+                    );
+                }
+                *self.shared.cache.write().unwrap_or_else(|e| e.into_inner()) = good;
+            }
+            Err(e) => warn!(error = %e, "cannot read the published signing keys"),
+        }
     }
 
     fn keys(&self) -> Arc<KeyRing> {
@@ -155,21 +294,39 @@ impl SessionService {
     /// After an approved check: finds or creates the phone's user and starts a session.
     pub async fn issue_for_approved(&self, phone: &PhoneNumber, channel: Channel) -> Result<Issued, SessionError> {
         let now = self.clock.now();
+        self.ensure_published(now).await?;
         let (refresh_token, first) = self.new_refresh_token(TokenFamily::generate(), channel, now);
         let (user, created) = self.store.sign_in(phone, UserId::generate(), &first, now).await?;
         let session = self.session_for(&user, channel, refresh_token, now)?;
         Ok(Issued { user, created, session })
     }
 
-    /// Spends `refresh_token` for a new session. A token that was spent already revokes its whole
-    /// chain (someone else holds a copy) and, like any bad token, answers `Unauthorized`.
+    /// Spends `refresh_token` for a new session. The same token presented again within the reuse
+    /// grace gets the same session again (the same tokens, while its successor is unspent); past
+    /// the grace, a token that was spent already revokes its whole chain (someone else holds a
+    /// copy) and, like any bad token, answers `Unauthorized`.
     pub async fn refresh(&self, refresh_token: &str) -> Result<Session, SessionError> {
         let presented = self.refresh_digest(refresh_token).ok_or(SessionError::Unauthorized)?;
         let now = self.clock.now();
+        self.ensure_published(now).await?;
         // The family and channel are the presented token's; these are placeholders.
         let (next_token, next) = self.new_refresh_token(TokenFamily::generate(), Channel::Sms, now);
-        match self.store.rotate_refresh_token(&presented, &next, now).await? {
+        let rotation = Rotation {
+            next,
+            sealed_next: self.seal(refresh_token, &next_token)?,
+            reuse_grace: self.config.refresh_reuse_grace,
+        };
+        match self.store.rotate_refresh_token(&presented, &rotation, now).await? {
             RotateOutcome::Rotated { user, channel } => self.session_for(&user, channel, next_token, now),
+            RotateOutcome::Repeated { user, channel, rotated_at, sealed_next } => {
+                let next_token = self.open(refresh_token, &sealed_next)?;
+                info!(
+                    event = "session.refresh_repeat",
+                    outcome = "same_session",
+                    "a refresh was repeated within the grace"
+                );
+                self.session_for(&user, channel, next_token, rotated_at)
+            }
             RotateOutcome::Reused => {
                 warn!(
                     event = "session.refresh_reuse",
@@ -194,7 +351,15 @@ impl SessionService {
     /// Verifies an access token and that its user still exists (so erased users are locked out at
     /// once, not when their token expires).
     pub async fn authenticate(&self, access_token: &str) -> Result<(AccessClaims, User), SessionError> {
-        let claims = self.verify(access_token).map_err(|_| SessionError::Unauthorized)?;
+        let claims = match self.verify(access_token) {
+            // Signed by a key another instance published since the last read: read again.
+            Err(VerifyError::UnknownKey) => {
+                self.read_shared_keys().await;
+                self.verify(access_token)
+            }
+            verified => verified,
+        }
+        .map_err(|_| SessionError::Unauthorized)?;
         let id = UserId::parse(&claims.sub).ok_or(SessionError::Unauthorized)?;
         let user = self.store.find_user(&id).await?.ok_or(SessionError::Unauthorized)?;
         if user.phone != claims.phone_number {
@@ -243,6 +408,47 @@ impl SessionService {
         self.hasher.digest_parts(&[b"otpgate-refresh-v1", token.as_bytes()])
     }
 
+    /// The key that seals a spent token's successor: derived from the spent token itself (and the
+    /// HMAC key), so the store alone, or the HMAC key with a copy of the store, cannot open it —
+    /// only whoever presents the spent token again. Another label than the stored digest's.
+    fn seal_key(&self, spent: &str) -> Result<RandomizedNonceKey, SessionError> {
+        let key = self.hasher.digest_parts(&[b"otpgate-refresh-seal-v1", spent.as_bytes()]);
+        RandomizedNonceKey::new(&AES_256_GCM, key.as_bytes()).map_err(|_| SessionError::Internal("AEAD key".into()))
+    }
+
+    /// `successor` sealed under `spent` (AES-256-GCM, random nonce): the nonce, then the ciphertext
+    /// and tag.
+    fn seal(&self, spent: &str, successor: &str) -> Result<Vec<u8>, SessionError> {
+        let mut in_out = successor.as_bytes().to_vec();
+        let nonce = self
+            .seal_key(spent)?
+            .seal_in_place_append_tag(Aad::from(SEAL_AAD), &mut in_out)
+            .map_err(|_| SessionError::Internal("cannot seal a refresh token".into()))?;
+        let mut sealed = nonce.as_ref().to_vec();
+        sealed.extend_from_slice(&in_out);
+        Ok(sealed)
+    }
+
+    /// The successor `sealed` under `spent` (see `seal`).
+    fn open(&self, spent: &str, sealed: &[u8]) -> Result<String, SessionError> {
+        let corrupt = || SessionError::Internal("a sealed refresh token does not open".into());
+        if sealed.len() < NONCE_LEN {
+            return Err(corrupt());
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| corrupt())?;
+        let mut in_out = ciphertext.to_vec();
+        let plain =
+            self.seal_key(spent)?.open_in_place(nonce, Aad::from(SEAL_AAD), &mut in_out).map_err(|_| corrupt())?;
+        String::from_utf8(plain.to_vec()).map_err(|_| corrupt())
+    }
+
+    /// A unique, opaque token id: 128 bits of a keyed digest of the refresh token, base64url.
+    fn jti(&self, refresh_token: &str) -> String {
+        let digest = self.hasher.digest_parts(&[b"otpgate-jti-v1", refresh_token.as_bytes()]);
+        URL_SAFE_NO_PAD.encode(&digest.as_bytes()[..16])
+    }
+
     fn session_for(
         &self,
         user: &User,
@@ -258,7 +464,9 @@ impl SessionService {
             iat,
             nbf: iat,
             exp: iat + self.config.access_ttl.as_secs(),
-            jti: random_base62(22),
+            // Derived from the refresh token issued with it, so a repeated refresh signs the very
+            // same claims: Ed25519 is deterministic, so it is the very same access token.
+            jti: self.jti(&refresh_token),
             phone_number: user.phone.clone(),
             phone_number_verified: true,
             amr: vec![channel.as_str().to_owned()],

@@ -34,6 +34,10 @@ fn config() -> SessionConfig {
 }
 
 async fn harness() -> Harness {
+    harness_with(config()).await
+}
+
+async fn harness_with(config: SessionConfig) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("sessions.db")).await.unwrap();
     let clock = ManualClock::starting_now();
@@ -43,7 +47,7 @@ async fn harness() -> Harness {
         keys.clone(),
         CodeHasher::new(&[5u8; 32]).unwrap(),
         Arc::new(clock.clone()),
-        config(),
+        config,
     ));
     Harness { service, store, clock, keys, dir }
 }
@@ -261,7 +265,9 @@ async fn refresh_rotates_and_reuse_revokes_the_chain() {
     assert_eq!(claims["sub"], user.id.as_str());
     assert_eq!(claims["amr"], json!(["sms"]));
 
-    // The spent token comes back: refused, and the token that replaced it dies with it.
+    // The spent token comes back after the reuse grace (10 s): refused, and the token that
+    // replaced it dies with it.
+    h.clock.advance(Duration::from_secs(10));
     assert!(matches!(h.service.refresh(&first.refresh_token).await, Err(SessionError::Unauthorized)));
     assert!(matches!(h.service.refresh(&second.refresh_token).await, Err(SessionError::Unauthorized)));
 
@@ -280,24 +286,53 @@ async fn refresh_keeps_the_sign_in_channel_and_expires() {
     assert!(matches!(h.service.refresh(&next.refresh_token).await, Err(SessionError::Unauthorized)));
 }
 
+/// A lost answer, two tabs, a retrying page: the same refresh token presented 2 or 10 times at
+/// once (or again within the grace) gets one new session, the very same tokens for everyone.
 #[tokio::test]
-async fn concurrent_refreshes_of_one_token_succeed_once() {
+async fn concurrent_refreshes_of_one_token_all_get_the_same_session() {
     let h = harness().await;
+    for (n, racers) in [(6, 2), (7, 10)] {
+        let (_, s) = sign_in(&h, n).await;
+        h.clock.advance(Duration::from_secs(1));
+        let mut tasks = JoinSet::new();
+        for _ in 0..racers {
+            let (service, token) = (h.service.clone(), s.refresh_token.clone());
+            tasks.spawn(async move { service.refresh(&token).await });
+        }
+        let mut sessions = Vec::new();
+        while let Some(r) = tasks.join_next().await {
+            sessions.push(r.unwrap().unwrap_or_else(|e| panic!("{racers} racers: {e:?}")));
+        }
+        assert!(sessions.iter().all(|x| *x == sessions[0]), "{racers} racers: one session for all");
+        // A late retry within the grace too; the session works and its refresh token rotates on.
+        h.clock.advance(Duration::from_secs(9));
+        assert_eq!(h.service.refresh(&s.refresh_token).await.unwrap(), sessions[0]);
+        assert!(h.service.me(&sessions[0].access_token).await.is_ok());
+        assert!(h.service.refresh(&sessions[0].refresh_token).await.is_ok());
+    }
+}
+
+/// With the grace off (`refresh_reuse_grace = 0`), concurrent refreshes of one token succeed
+/// once, and the repeats revoke the chain (the behaviour before the grace).
+#[tokio::test]
+async fn without_a_grace_concurrent_refreshes_succeed_once_and_revoke() {
+    let h = harness_with(SessionConfig { refresh_reuse_grace: Duration::ZERO, ..config() }).await;
     let (_, s) = sign_in(&h, 6).await;
     let mut tasks = JoinSet::new();
     for _ in 0..20 {
         let (service, token) = (h.service.clone(), s.refresh_token.clone());
         tasks.spawn(async move { service.refresh(&token).await });
     }
-    let mut ok = 0;
+    let mut winners = Vec::new();
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
-            Ok(_) => ok += 1,
+            Ok(session) => winners.push(session),
             Err(SessionError::Unauthorized) => {}
             Err(e) => panic!("unexpected {e:?}"),
         }
     }
-    assert_eq!(ok, 1);
+    assert_eq!(winners.len(), 1);
+    assert!(matches!(h.service.refresh(&winners[0].refresh_token).await, Err(SessionError::Unauthorized)));
 }
 
 #[tokio::test]
@@ -337,9 +372,12 @@ async fn key_rotation_keeps_existing_tokens_valid_until_they_expire() {
     h.clock.advance(Duration::from_secs(900));
     assert!(matches!(h.service.me(&before.access_token).await, Err(SessionError::Unauthorized)));
 
-    // A second rotation drops the first key from the set.
+    // A second rotation drops the first key from the ring. It was published, so the set lists it
+    // until the tokens it signed have expired (plus two minutes of renewal margin), then no more.
     rotated.rotate().unwrap();
     h.service.replace_keys(rotated);
+    assert!(h.service.jwks().find(&old_kid).is_some(), "still published");
+    h.clock.advance(Duration::from_secs(125));
     assert!(h.service.jwks().find(&old_kid).is_none());
 }
 
@@ -421,4 +459,64 @@ fn session_debug_redacts_tokens() {
     };
     let text = format!("{s:?}");
     assert!(!text.contains("secret"));
+}
+
+/// Another instance on the same store: its own key file, the same HMAC key (as the hot store
+/// enforces), the same clock.
+fn sibling(h: &Harness, keys: KeyRing, hmac_key: [u8; 32]) -> SessionService {
+    SessionService::new(
+        Arc::new(h.store.clone()),
+        keys,
+        CodeHasher::new(&hmac_key).unwrap(),
+        Arc::new(h.clock.clone()),
+        config(),
+    )
+}
+
+/// Instances sharing a durable store publish their public keys there: each one's JWKS lists the
+/// other's key, and each accepts the other's access tokens, whatever key files they were given;
+/// a rotation on one reaches the other before the new key signs anything.
+#[tokio::test]
+async fn instances_sharing_a_store_serve_one_jwks_and_accept_each_others_tokens() {
+    let h = harness().await;
+    h.service.publish_keys().await.unwrap();
+    let other = sibling(&h, KeyRing::generate().unwrap(), [5u8; 32]);
+    other.publish_keys().await.unwrap();
+    let (a_kid, b_kid) = (h.keys.current().kid().to_owned(), other.verifying_keys().kids().next().unwrap().to_owned());
+    assert_ne!(a_kid, b_kid, "two key files");
+
+    let (user, from_a) = sign_in(&h, 20).await;
+    let from_b = other.issue_for_approved(&phone(20), Channel::Sms).await.unwrap().session;
+    // Each instance accepts the other's token (A learns B's key on the unknown kid).
+    assert_eq!(other.me(&from_a.access_token).await.unwrap(), user);
+    assert_eq!(h.service.me(&from_b.access_token).await.unwrap(), user);
+    // One JWKS: both list both keys, and an independent verifier takes either token with either.
+    for jwks in [h.service.current_jwks().await, other.current_jwks().await] {
+        let json = serde_json::to_string(&jwks).unwrap();
+        assert!(jwks.find(&a_kid).is_some() && jwks.find(&b_kid).is_some(), "{json}");
+        assert!(independent_verify(&from_a.access_token, &json).is_ok());
+        assert!(independent_verify(&from_b.access_token, &json).is_ok());
+    }
+
+    // A rotation on B (the file reloaded): A accepts the new key's first token at once.
+    let mut rotated = KeyRing::from_json(&KeyRing::generate().unwrap().to_json()).unwrap();
+    rotated.rotate().unwrap();
+    other.replace_keys(rotated.clone());
+    let after = other.refresh(&from_b.refresh_token).await.unwrap();
+    assert_eq!(parts(&after.access_token).0["kid"], rotated.current().kid());
+    assert_eq!(h.service.me(&after.access_token).await.unwrap(), user);
+    assert!(h.service.current_jwks().await.find(rotated.current().kid()).is_some());
+}
+
+/// Write access to the store is not enough to add a verifying key: a key published without the
+/// HMAC key is ignored, and tokens it signs are refused.
+#[tokio::test]
+async fn a_key_published_without_the_hmac_key_is_ignored() {
+    let h = harness().await;
+    let forger = sibling(&h, KeyRing::generate().unwrap(), [6u8; 32]);
+    forger.publish_keys().await.unwrap();
+    let forged = forger.issue_for_approved(&phone(21), Channel::Sms).await.unwrap().session;
+    let forged_kid = forger.verifying_keys().kids().next().unwrap().to_owned();
+    assert!(h.service.current_jwks().await.find(&forged_kid).is_none());
+    assert!(matches!(h.service.me(&forged.access_token).await, Err(SessionError::Unauthorized)));
 }

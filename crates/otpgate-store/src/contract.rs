@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpgate_core::limits::{LimitRule, LimitScope, Rate};
-use otpgate_core::store::NewCode;
+use otpgate_core::store::{NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, PhoneNumber, Policy,
     RateLimiter, Timestamp, VerificationId, VerificationStatus, VerificationStore,
@@ -339,6 +339,61 @@ pub async fn limits_are_atomic_under_concurrency(store: Arc<dyn Backend>) {
     assert_eq!(allowed, 10);
 }
 
+fn value(v: &str, expires_at: Option<Timestamp>) -> StoredValue {
+    StoredValue { value: v.to_owned(), expires_at }
+}
+
+/// Compare and swap: set only if absent, replace only what was read, delete; an expired value
+/// counts as absent (by the caller's clock), one without an expiry stays.
+pub async fn shared_values_swap_only_what_was_read(store: Arc<dyn Backend>) {
+    let (k, t1) = ("contract:value", T0.plus(Duration::from_secs(60)));
+    assert_eq!(store.load_value(k, T0).await.unwrap(), None);
+    assert!(store.swap_value(k, None, None, T0).await.unwrap(), "nothing expected, nothing there");
+    assert!(store.swap_value(k, None, Some(&value("a", Some(t1))), T0).await.unwrap());
+    assert_eq!(store.load_value(k, T0).await.unwrap().as_deref(), Some("a"));
+    assert!(!store.swap_value(k, None, Some(&value("b", None)), T0).await.unwrap(), "set only if absent");
+    assert!(!store.swap_value(k, None, None, T0).await.unwrap(), "a live value is there");
+    assert!(!store.swap_value(k, Some("x"), Some(&value("b", None)), T0).await.unwrap(), "wrong expectation");
+    assert_eq!(store.load_value(k, T0).await.unwrap().as_deref(), Some("a"), "a failed swap changes nothing");
+    // Expired by the caller's clock: gone for reads and for the comparison.
+    assert_eq!(store.load_value(k, t1).await.unwrap(), None);
+    assert!(!store.swap_value(k, Some("a"), None, t1).await.unwrap(), "an expired value is not there");
+    assert!(store.swap_value(k, None, Some(&value("c", None)), t1).await.unwrap(), "replaces the expired one");
+    let far = T0.plus(Duration::from_secs(10 * 365 * 86_400));
+    assert_eq!(store.load_value(k, far).await.unwrap().as_deref(), Some("c"), "no expiry: kept");
+    assert!(store.swap_value(k, Some("c"), Some(&value("d", Some(far))), T0).await.unwrap());
+    assert!(store.swap_value(k, Some("d"), None, T0).await.unwrap(), "delete what was read");
+    assert_eq!(store.load_value(k, T0).await.unwrap(), None);
+    assert_eq!(store.load_value("contract:other", T0).await.unwrap(), None);
+}
+
+/// 20 concurrent swaps from one read value: exactly one wins.
+pub async fn concurrent_swaps_of_one_value_succeed_once(store: Arc<dyn Backend>) {
+    let k = "contract:value-race";
+    assert!(store.swap_value(k, None, Some(&value("0", None)), T0).await.unwrap());
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { store.swap_value(k, Some("0"), Some(&value(&format!("v{i}"), None)), T0).await });
+    }
+    let mut won = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        won.push(r.unwrap().unwrap());
+    }
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let new = value(&format!("{i}"), None);
+        tasks.spawn(async move { store.swap_value("contract:value-new", None, Some(&new), T0).await });
+    }
+    let mut created = 0;
+    while let Some(r) = tasks.join_next().await {
+        created += usize::from(r.unwrap().unwrap());
+    }
+    assert_eq!(created, 1, "set-if-absent creates once");
+}
+
 /// Writes one `#[tokio::test]` per contract check for a backend; `$make` is an async block
 /// expression that yields an `Arc<dyn Backend>` (or `None` to skip, e.g. when no server is set).
 #[macro_export]
@@ -364,6 +419,8 @@ macro_rules! contract_tests {
             concurrent_remote_attempts_never_pass_the_maximum,
             limits_reset_and_counters_add_up,
             limits_with_an_uneven_period_never_burst_past_count,
+            shared_values_swap_only_what_was_read,
+            concurrent_swaps_of_one_value_succeed_once,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
-use otpgate_core::store::{Denied, NewCode};
+use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
+use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, VerificationStore,
@@ -405,6 +405,20 @@ impl RateLimiter for Split {
     async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError> {
         self.hot.sum_counter(key, since).await
     }
+
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        self.hot.load_value(key, now).await
+    }
+
+    async fn swap_value(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.hot.swap_value(key, expected, new, now).await
+    }
 }
 
 #[async_trait]
@@ -426,10 +440,10 @@ impl SessionStore for Split {
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        self.durable.rotate_refresh_token(presented, next, now).await
+        self.durable.rotate_refresh_token(presented, rotation, now).await
     }
 
     async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
@@ -446,6 +460,14 @@ impl SessionStore for Split {
 
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.durable.purge_expired_refresh_tokens(now).await
+    }
+
+    async fn publish_signing_key(&self, key: &PublishedKey, now: Timestamp) -> Result<(), StoreError> {
+        self.durable.publish_signing_key(key, now).await
+    }
+
+    async fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        self.durable.published_signing_keys(now).await
     }
 
     async fn export_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserRecords>, StoreError> {

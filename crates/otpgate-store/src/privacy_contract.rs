@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpgate_core::limits::{LimitRule, LimitScope, Rate};
-use otpgate_core::privacy::phone_limit_keys;
-use otpgate_core::store::NewCode;
+use otpgate_core::privacy::{phone_limit_keys, phone_resend_key};
+use otpgate_core::store::{NewCode, StoredValue};
 use otpgate_core::{
     Channel, CheckOutcome, Code, CodeHasher, IssueOutcome, PhoneNumber, Policy, Timestamp, VerificationId,
 };
@@ -68,20 +68,42 @@ pub async fn purge_deletes_only_what_ended_before_the_cutoff(store: Arc<dyn Back
     assert_eq!(store.purge(at(5), at(10)).await.unwrap().verifications, 0);
 }
 
-/// A limit row goes only once it is spent (its bucket refilled), so purging never grants quota.
+/// A limit row goes only once it is spent (its bucket refilled), so purging never grants quota;
+/// a shared value (a phone's resend cooldown) once it expired, and never one without an expiry.
 pub async fn purge_deletes_only_spent_limits(store: Arc<dyn Backend>) {
     let rule = [LimitRule::new(LimitScope::PhoneSend, "contract:purge", Rate::new(3, Duration::from_secs(60)))];
     for _ in 0..3 {
         store.acquire(&rule, T0).await.unwrap().expect("allowed");
     }
+    let until = |secs| Some(T0.plus(Duration::from_secs(secs)));
+    let value = |expires_at| StoredValue { value: "v".into(), expires_at };
+    assert!(store.swap_value("contract:purge-value", None, Some(&value(until(90))), T0).await.unwrap());
+    assert!(store.swap_value("contract:purge-kept", None, Some(&value(None)), T0).await.unwrap());
     // All three taken at T0: the bucket refills one every 20 s, fully at T0 + 60 s.
     let counts = store.purge(T0, T0.plus(Duration::from_secs(30))).await.unwrap();
     assert_eq!(counts.limits, 0, "not spent yet");
     store.acquire(&rule, T0.plus(Duration::from_secs(30))).await.unwrap().expect("allowed");
     assert!(store.acquire(&rule, T0.plus(Duration::from_secs(30))).await.unwrap().is_err(), "the state was kept");
     let counts = store.purge(T0, T0.plus(Duration::from_secs(120))).await.unwrap();
-    assert_eq!(counts.limits, 1);
+    assert_eq!(counts.limits, 2, "the spent row and the expired value");
     assert_eq!(store.purge(T0, T0.plus(Duration::from_secs(120))).await.unwrap().limits, 0);
+    let far = T0.plus(Duration::from_secs(365 * 86_400));
+    assert_eq!(store.load_value("contract:purge-kept", far).await.unwrap().as_deref(), Some("v"));
+}
+
+/// Tripwire counter buckets go once they are past the time they had to be kept (their window),
+/// never before: a store without TTLs must not keep them forever.
+pub async fn purge_deletes_expired_counters(store: Arc<dyn Backend>) {
+    let hour = Duration::from_secs(3600);
+    for (key, bucket) in [("contract:ctr:old", 0), ("contract:ctr:old", 1), ("contract:ctr:new", 2)] {
+        let keep_until = if key.ends_with("old") { T0.plus(hour) } else { T0.plus(hour * 3) };
+        store.incr_counter(key, T0.0 + bucket, keep_until).await.expect("incr");
+    }
+    store.purge(T0, T0.plus(hour / 2)).await.expect("purge");
+    assert_eq!(store.sum_counter("contract:ctr:old", 0).await.unwrap(), 2, "kept until its time");
+    store.purge(T0, T0.plus(hour * 2)).await.expect("purge");
+    assert_eq!(store.sum_counter("contract:ctr:old", 0).await.unwrap(), 0, "swept once past it");
+    assert_eq!(store.sum_counter("contract:ctr:new", 0).await.unwrap(), 1, "a younger counter stays");
 }
 
 /// More rows than one batch, and several sweepers at once: every row is deleted exactly once.
@@ -104,14 +126,27 @@ pub async fn concurrent_purges_delete_every_row_once(store: Arc<dyn Backend>) {
     assert_eq!(total, u64::from(N));
 }
 
+/// Takes a unit from every per-phone limit of `p` and records its resend cooldown (a shared value
+/// under its own key), as a send does.
+async fn hold_every_limit(store: &dyn Backend, p: &PhoneNumber, keys: &[String]) {
+    let resend = phone_resend_key(&hasher(), p);
+    let rules: Vec<LimitRule> = keys
+        .iter()
+        .filter(|k| **k != resend)
+        .map(|k| LimitRule::new(LimitScope::PhoneSend, k.clone(), Rate::new(3, MIN)))
+        .collect();
+    assert_eq!(rules.len(), keys.len() - 1, "the resend key is one of the phone's keys");
+    store.acquire(&rules, T0).await.unwrap().expect("allowed");
+    let cooldown = StoredValue { value: "1".into(), expires_at: Some(at(90)) };
+    assert!(store.swap_value(&resend, None, Some(&cooldown), T0).await.unwrap());
+}
+
 /// Export names what is held (no digests exist in the records); erasure removes it, limits too.
 pub async fn export_then_delete_by_phone(store: Arc<dyn Backend>) {
     let p = phone(7001);
     let other = phone(7002);
     let keys = phone_limit_keys(&hasher(), &p);
-    let rules: Vec<LimitRule> =
-        keys.iter().map(|k| LimitRule::new(LimitScope::PhoneSend, k.clone(), Rate::new(3, MIN))).collect();
-    store.acquire(&rules, T0).await.unwrap().expect("allowed");
+    hold_every_limit(&*store, &p, &keys).await;
     let id = issue(&*store, &p, T0).await;
     store.cancel(&id, at(1)).await.unwrap();
     issue(&*store, &p, at(2)).await;
@@ -138,9 +173,7 @@ pub async fn export_then_delete_dead_and_current(store: Arc<dyn Backend>) {
     let p = phone(7101);
     let other = phone(7102);
     let keys = phone_limit_keys(&hasher(), &p);
-    let rules: Vec<LimitRule> =
-        keys.iter().map(|k| LimitRule::new(LimitScope::PhoneSend, k.clone(), Rate::new(3, MIN))).collect();
-    store.acquire(&rules, T0).await.unwrap().expect("allowed");
+    hold_every_limit(&*store, &p, &keys).await;
     let dead = issue(&*store, &p, T0).await;
     let wrong = hasher().digest(&p, &Code::parse("000000", 6).unwrap());
     let max = Policy::default().max_attempts;
@@ -179,6 +212,7 @@ macro_rules! privacy_contract_tests {
         $crate::privacy_contract_tests!(@each $make;
             purge_deletes_only_what_ended_before_the_cutoff,
             purge_deletes_only_spent_limits,
+            purge_deletes_expired_counters,
             concurrent_purges_delete_every_row_once,
             export_then_delete_by_phone,
             export_then_delete_dead_and_current,

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, TokenFamily, User, UserId};
+use otpgate_core::session::{
+    NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+};
 use otpgate_core::store::NewCode;
 use otpgate_core::{
     Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, Policy, Timestamp, VerificationId,
@@ -42,8 +44,31 @@ async fn sign_in(store: &dyn SessionBackend, n: u32, label: &str) -> (User, bool
     store.sign_in(&phone(n), UserId::generate(), &token(label, T0.plus(30 * DAY)), T0).await.expect("sign_in")
 }
 
+/// A rotation without reuse grace (a repeat of a spent token always revokes).
 async fn rotate(store: &dyn SessionBackend, from: &str, to: &str, now: Timestamp) -> RotateOutcome {
-    store.rotate_refresh_token(&digest(from), &token(to, now.plus(30 * DAY)), now).await.expect("rotate")
+    rotate_with_grace(store, from, to, Duration::ZERO, now).await
+}
+
+/// What stands in for `to` sealed under `from`: the store keeps it opaque.
+fn sealed(to: &str) -> Vec<u8> {
+    format!("sealed:{to}").into_bytes()
+}
+
+async fn rotate_with_grace(
+    store: &dyn SessionBackend,
+    from: &str,
+    to: &str,
+    reuse_grace: Duration,
+    now: Timestamp,
+) -> RotateOutcome {
+    let rotation = Rotation { next: token(to, now.plus(30 * DAY)), sealed_next: sealed(to), reuse_grace };
+    store.rotate_refresh_token(&digest(from), &rotation, now).await.expect("rotate")
+}
+
+const GRACE: Duration = Duration::from_secs(10);
+
+fn secs(n: u64) -> Timestamp {
+    T0.plus(Duration::from_secs(n))
 }
 
 pub async fn first_sign_in_creates_the_user_then_reuses_it(store: Arc<dyn SessionBackend>) {
@@ -113,7 +138,7 @@ pub async fn concurrent_rotations_of_one_token_succeed_at_most_once(store: Arc<d
         match r.unwrap() {
             RotateOutcome::Rotated { .. } => rotated += 1,
             RotateOutcome::Reused => reused += 1,
-            RotateOutcome::Invalid => {}
+            RotateOutcome::Invalid | RotateOutcome::Repeated { .. } => {}
         }
     }
     assert_eq!(rotated, 1);
@@ -176,6 +201,163 @@ pub async fn purge_removes_only_expired_tokens(store: Arc<dyn SessionBackend>) {
     assert!(matches!(rotate(&*store, "p1", "p2", T0.plus(30 * DAY)).await, RotateOutcome::Rotated { .. }));
 }
 
+/// The attacker holds a stolen refresh token and rotates it in a tight loop while the owner
+/// presents the token the thief's chain grew from (spent, so: reuse). Whatever the interleaving,
+/// once the owner's reuse has been answered the thief's chain must be dead: 20 trials, 0 chains
+/// alive. (PostgreSQL lost this race when the revoking `UPDATE` did not see a rotation in flight.)
+pub async fn reuse_revokes_a_chain_rotated_concurrently(store: Arc<dyn SessionBackend>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut survived = 0;
+    for trial in 0..20u32 {
+        let owner = format!("race{trial}-0");
+        store
+            .sign_in(&phone(110 + trial), UserId::generate(), &token(&owner, T0.plus(30 * DAY)), T0)
+            .await
+            .expect("sign_in");
+        let stolen = format!("race{trial}-1");
+        assert!(matches!(rotate(&*store, &owner, &stolen, T0).await, RotateOutcome::Rotated { .. }));
+        let owner_done = Arc::new(AtomicBool::new(false));
+        let thief = {
+            let (store, owner_done) = (store.clone(), owner_done.clone());
+            tokio::spawn(async move {
+                let (mut current, mut after_owner) = (stolen, 0);
+                for step in 0..5_000 {
+                    let next = format!("race{trial}-t{step}");
+                    let done_before = owner_done.load(Ordering::SeqCst);
+                    if !matches!(rotate(&*store, &current, &next, T0).await, RotateOutcome::Rotated { .. }) {
+                        break;
+                    }
+                    current = next;
+                    after_owner += usize::from(done_before);
+                    if after_owner > 2 {
+                        break;
+                    }
+                }
+                current
+            })
+        };
+        // Let the thief get going, then replay the owner's spent token.
+        tokio::time::sleep(Duration::from_millis(2 + u64::from(trial % 5))).await;
+        assert_eq!(rotate(&*store, &owner, &format!("race{trial}-o"), T0).await, RotateOutcome::Reused);
+        owner_done.store(true, Ordering::SeqCst);
+        let last = thief.await.expect("thief task");
+        if matches!(rotate(&*store, &last, &format!("race{trial}-end"), T0).await, RotateOutcome::Rotated { .. }) {
+            survived += 1;
+        }
+    }
+    assert_eq!(survived, 0, "chains still alive after the owner's reuse, of 20");
+}
+
+/// Within the grace, a repeat of the spent token answers the same rotation (the same sealed
+/// successor and rotation time) and stores nothing; once that successor is spent, a repeat gets
+/// nothing and revokes nothing.
+pub async fn a_repeat_within_the_grace_answers_the_same_rotation(store: Arc<dyn SessionBackend>) {
+    let (user, _) = sign_in(&*store, 140, "g0").await;
+    let rotated = RotateOutcome::Rotated { user: user.clone(), channel: Channel::Sms };
+    assert_eq!(rotate_with_grace(&*store, "g0", "g1", GRACE, T0).await, rotated);
+    let repeated = RotateOutcome::Repeated {
+        user: user.clone(),
+        channel: Channel::Sms,
+        rotated_at: T0,
+        sealed_next: sealed("g1"),
+    };
+    assert_eq!(rotate_with_grace(&*store, "g0", "g1-again", GRACE, secs(5)).await, repeated);
+    assert_eq!(rotate_with_grace(&*store, "g0", "g1-more", GRACE, secs(9)).await, repeated, "any number of repeats");
+    assert_eq!(rotate(&*store, "g1-again", "x", secs(9)).await, RotateOutcome::Invalid, "a repeat stores nothing");
+    // The successor moves on; the old token's repeat now gets nothing, and costs nothing.
+    assert_eq!(rotate_with_grace(&*store, "g1", "g2", GRACE, secs(9)).await, rotated);
+    assert_eq!(rotate_with_grace(&*store, "g0", "g1-late", GRACE, secs(9)).await, RotateOutcome::Invalid);
+    assert_eq!(rotate_with_grace(&*store, "g1", "g2-again", GRACE, secs(10)).await, {
+        RotateOutcome::Repeated { user, channel: Channel::Sms, rotated_at: secs(9), sealed_next: sealed("g2") }
+    });
+    assert!(matches!(rotate(&*store, "g2", "g3", secs(11)).await, RotateOutcome::Rotated { .. }), "the chain lives");
+}
+
+/// 2 and 10 concurrent refreshes with one token: one rotates, every other one repeats that very
+/// rotation (the same sealed successor), and only that successor is stored.
+pub async fn concurrent_refreshes_with_one_token_all_get_the_same_successor(store: Arc<dyn SessionBackend>) {
+    for (n, racers) in [(141, 2), (142, 10)] {
+        sign_in(&*store, n, &format!("k{n}-0")).await;
+        let mut tasks = JoinSet::new();
+        for i in 0..racers {
+            let store = store.clone();
+            tasks.spawn(async move {
+                let to = format!("k{n}-1-{i}");
+                (to.clone(), rotate_with_grace(&*store, &format!("k{n}-0"), &to, GRACE, T0).await)
+            });
+        }
+        let (mut winners, mut repeats) = (Vec::new(), Vec::new());
+        while let Some(r) = tasks.join_next().await {
+            match r.unwrap() {
+                (to, RotateOutcome::Rotated { .. }) => winners.push(to),
+                (_, RotateOutcome::Repeated { sealed_next, rotated_at, .. }) => repeats.push((sealed_next, rotated_at)),
+                (_, other) => panic!("{racers} racers: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{racers} racers: one rotation");
+        assert_eq!(repeats.len(), racers - 1);
+        assert!(repeats.iter().all(|r| *r == (sealed(&winners[0]), T0)), "{racers} racers: all the winner's");
+        for i in 0..racers {
+            let to = format!("k{n}-1-{i}");
+            let outcome = rotate(&*store, &to, &format!("k{n}-2-{i}"), secs(1)).await;
+            assert_eq!(matches!(outcome, RotateOutcome::Rotated { .. }), to == winners[0], "{to}: {outcome:?}");
+        }
+    }
+}
+
+/// A repeat once the grace has passed is reuse: the family is revoked, as without a grace.
+pub async fn a_reuse_after_the_grace_revokes_the_family(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 143, "a0").await;
+    assert!(matches!(rotate_with_grace(&*store, "a0", "a1", GRACE, T0).await, RotateOutcome::Rotated { .. }));
+    assert!(matches!(rotate_with_grace(&*store, "a0", "x", GRACE, secs(9)).await, RotateOutcome::Repeated { .. }));
+    assert_eq!(rotate_with_grace(&*store, "a0", "x", GRACE, secs(10)).await, RotateOutcome::Reused);
+    assert_eq!(rotate(&*store, "a1", "a2", secs(10)).await, RotateOutcome::Invalid, "the chain is revoked");
+    assert_eq!(rotate_with_grace(&*store, "a0", "x", GRACE, secs(10)).await, RotateOutcome::Invalid);
+}
+
+/// The grace never brings back a chain that was revoked (signed out) or whose user was erased.
+pub async fn the_grace_never_extends_a_revoked_or_deleted_chain(store: Arc<dyn SessionBackend>) {
+    sign_in(&*store, 144, "r0").await;
+    assert!(matches!(rotate_with_grace(&*store, "r0", "r1", GRACE, T0).await, RotateOutcome::Rotated { .. }));
+    assert!(store.revoke_refresh_family(&digest("r1"), secs(1)).await.unwrap());
+    assert_eq!(rotate_with_grace(&*store, "r0", "x", GRACE, secs(2)).await, RotateOutcome::Invalid, "revoked");
+    assert_eq!(rotate_with_grace(&*store, "r1", "x", GRACE, secs(2)).await, RotateOutcome::Invalid);
+
+    let (user, _) = sign_in(&*store, 145, "d0").await;
+    assert!(matches!(rotate_with_grace(&*store, "d0", "d1", GRACE, T0).await, RotateOutcome::Rotated { .. }));
+    assert!(store.delete_user(&user.id).await.unwrap().is_some());
+    assert_eq!(rotate_with_grace(&*store, "d0", "x", GRACE, secs(2)).await, RotateOutcome::Invalid, "deleted");
+    assert_eq!(rotate_with_grace(&*store, "d1", "x", GRACE, secs(2)).await, RotateOutcome::Invalid);
+}
+
+fn published(kid: &str, byte: u8, valid_until: Timestamp) -> PublishedKey {
+    PublishedKey { kid: kid.into(), public_key: [byte; 32], valid_until, mac: digest(&format!("{kid}{byte}")) }
+}
+
+/// Published signing keys: listed while valid, a longer validity replaces a shorter one (never the
+/// other way round), and expired ones go.
+pub async fn published_signing_keys_are_listed_while_valid(store: Arc<dyn SessionBackend>) {
+    let listed = |keys: Vec<PublishedKey>| -> Vec<(String, u8, Timestamp)> {
+        keys.into_iter().map(|k| (k.kid, k.public_key[0], k.valid_until)).collect()
+    };
+    assert!(store.published_signing_keys(T0).await.unwrap().is_empty());
+    store.publish_signing_key(&published("kid-b", 2, secs(600)), T0).await.unwrap();
+    store.publish_signing_key(&published("kid-a", 1, secs(300)), T0).await.unwrap();
+    let keys = store.published_signing_keys(T0).await.unwrap();
+    assert_eq!(listed(keys.clone()), [("kid-a".into(), 1, secs(300)), ("kid-b".into(), 2, secs(600))]);
+    assert!(keys[0].mac.ct_eq(&digest("kid-a1")), "the MAC is kept as published");
+    // Republished for longer: extended; for less long: unchanged.
+    store.publish_signing_key(&published("kid-a", 1, secs(900)), secs(10)).await.unwrap();
+    store.publish_signing_key(&published("kid-b", 9, secs(400)), secs(10)).await.unwrap();
+    let keys = store.published_signing_keys(secs(10)).await.unwrap();
+    assert_eq!(listed(keys), [("kid-a".into(), 1, secs(900)), ("kid-b".into(), 2, secs(600))]);
+    // Past its validity a key is no longer listed, and the next publication deletes it.
+    assert_eq!(listed(store.published_signing_keys(secs(600)).await.unwrap()), [("kid-a".into(), 1, secs(900))]);
+    store.publish_signing_key(&published("kid-c", 3, secs(1200)), secs(700)).await.unwrap();
+    let keys = store.published_signing_keys(secs(0)).await.unwrap();
+    assert_eq!(listed(keys), [("kid-a".into(), 1, secs(900)), ("kid-c".into(), 3, secs(1200))], "kid-b deleted");
+}
+
 /// Writes one `#[tokio::test]` per session contract check; `$make` is an async block expression
 /// that yields an `Option<Arc<dyn SessionBackend>>` (`None` skips, e.g. when no server is set).
 #[macro_export]
@@ -191,6 +373,12 @@ macro_rules! session_contract_tests {
             revoking_ends_the_whole_family,
             deleting_a_user_erases_tokens_and_verifications,
             purge_removes_only_expired_tokens,
+            reuse_revokes_a_chain_rotated_concurrently,
+            a_repeat_within_the_grace_answers_the_same_rotation,
+            concurrent_refreshes_with_one_token_all_get_the_same_successor,
+            a_reuse_after_the_grace_revokes_the_family,
+            the_grace_never_extends_a_revoked_or_deleted_chain,
+            published_signing_keys_are_listed_while_valid,
         );
     };
     (@each $make:expr; $($name:ident),* $(,)?) => {

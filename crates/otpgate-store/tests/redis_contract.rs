@@ -121,6 +121,20 @@ async fn expired_keys_are_gone_from_redis() {
     assert!(store.ttls().await.unwrap().is_empty(), "the spent limit key expired");
 }
 
+/// Redis sweeps nothing (`purge` is a no-op): tripwire counters must expire on their own.
+#[tokio::test]
+async fn tripwire_counters_expire_on_their_own() {
+    let Some(store) = store(LimitClock::Caller).await else { return skip("tripwire_counters_expire_on_their_own") };
+    let now = SystemClock.now();
+    let hour = Duration::from_secs(3600);
+    store.incr_counter("tripwire:send:US", now.0, now.plus(hour)).await.unwrap();
+    let keys = store.ttls().await.unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let (key, ttl) = &keys[0];
+    assert!(key.contains("ctr:"), "{key}");
+    assert!(*ttl > 0 && *ttl <= hour.as_millis() as i64, "{key} has TTL {ttl} ms");
+}
+
 #[tokio::test]
 async fn a_key_prefix_with_braces_is_refused() {
     let Some(url) = url() else { return skip("a_key_prefix_with_braces_is_refused") };

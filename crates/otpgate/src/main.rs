@@ -43,6 +43,11 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The HMAC key as the stores know it.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Send a code through a running otpgate (e.g. to test a deployment); prints the verification.
     Send(remote::SendArgs),
     /// Check a code through a running otpgate; prints the approval and the session.
@@ -80,6 +85,18 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum SecretsCommand {
+    /// After changing `secrets.hmac_key` on purpose, with every instance stopped: record the
+    /// configured key as the one the hot store is used with, so instances with it can start
+    /// (they refuse while the store remembers another key). Codes, sessions and limits made
+    /// with the old key stop working.
+    AdoptHmacKey {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration without serving; prints it with secrets redacted.
     Check {
@@ -101,6 +118,7 @@ fn main() -> ExitCode {
         Command::Check(args) => remote::check(args),
         Command::Users { command } => users::run(command),
         Command::Keys { command: KeysCommand::Rotate { config, file } } => rotate_keys(config, file),
+        Command::Secrets { command: SecretsCommand::AdoptHmacKey { config } } => adopt_hmac_key(config),
         Command::Sms { command: SmsCommand::Test { phone, config } } => sms_test(config, &phone),
         Command::Config { command: ConfigCommand::Check { config } } => match Config::load(config.as_deref()) {
             Ok(config) => {
@@ -139,6 +157,37 @@ fn sms_test(config_file: Option<PathBuf>, phone: &str) -> ExitCode {
         }
         Err(e) => {
             eprintln!("test message not sent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn adopt_hmac_key(config_file: Option<PathBuf>) -> ExitCode {
+    let config = match Config::load(config_file.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(otpgate_server::keys::adopt(&config)) {
+        Ok(Some(replaced)) => {
+            println!("the hot store is now used with the configured HMAC key (replaced fingerprint {replaced})");
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("the hot store is used with the configured HMAC key");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("cannot record the HMAC key: {e}");
             ExitCode::FAILURE
         }
     }

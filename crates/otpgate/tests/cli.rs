@@ -138,3 +138,32 @@ async fn send_passes_the_bot_check_token() {
         .collect();
     assert_eq!(tokens, ["bad", "good"], "the token reached the verifier as given");
 }
+
+/// After a deliberate change of `secrets.hmac_key`, instances with the new key refuse to start
+/// until `otpgate secrets adopt-hmac-key` records it; then the old key is the one refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_hmac_key_lets_a_deliberately_changed_key_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
+    let with_key = |key: &str| {
+        let mut config = Config {
+            listen: "127.0.0.1:0".into(),
+            store: StoreConfig { hot: db.clone(), durable: db.clone(), ..Default::default() },
+            ..Config::default()
+        };
+        config.secrets.hmac_key = Some(key.repeat(40).into());
+        config
+    };
+    let starts = |config: Config| async move { Application::build(&config, Overrides::default()).await.is_ok() };
+    assert!(starts(with_key("a")).await, "the first key is recorded");
+    assert!(!starts(with_key("b")).await, "another key is refused");
+
+    let file = dir.path().join("otpgate.toml");
+    let toml = format!("[store]\nhot = \"{db}\"\ndurable = \"{db}\"\n[secrets]\nhmac_key = \"{}\"\n", "b".repeat(40));
+    std::fs::write(&file, toml).unwrap();
+    let out = otpgate(&["secrets", "adopt-hmac-key", "--config", file.to_str().unwrap()]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("replaced fingerprint"), "{out:?}");
+    assert!(starts(with_key("b")).await, "the adopted key starts");
+    assert!(!starts(with_key("a")).await, "and the old one is refused now");
+}

@@ -46,8 +46,9 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
     }
 }
 
-/// Trade a refresh token for a new session. Each refresh token works once; presenting a spent
-/// one revokes its whole chain.
+/// Trade a refresh token for a new session. Each refresh token works once: presented again within
+/// the reuse grace (`sessions.refresh_reuse_grace_secs`, 10 s) it gets the same new session, later
+/// it revokes its whole chain.
 #[utoipa::path(
     post,
     path = "/v1/sessions/refresh",
@@ -125,7 +126,8 @@ pub async fn delete_me(State(state): State<AppState>, BearerToken(token): Bearer
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Public keys (Ed25519, one `kid` each) that verify access tokens offline.
+/// Public keys (Ed25519, one `kid` each) that verify access tokens offline: this instance's, and
+/// those of every instance sharing its store.
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
@@ -133,7 +135,7 @@ pub async fn delete_me(State(state): State<AppState>, BearerToken(token): Bearer
     responses((status = 200, description = "JSON Web Key Set"))
 )]
 pub async fn jwks(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let set = sessions(&state)?.jwks();
+    let set = sessions(&state)?.current_jwks().await;
     let mut response = Json(set).into_response();
     // Short enough that a rotation reaches verifiers well within an access token's lifetime.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));

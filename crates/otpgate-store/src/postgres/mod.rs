@@ -13,7 +13,7 @@ use crate::rows::{VERIFICATION_COLUMNS, VerificationRow, digest_bytes};
 use async_trait::async_trait;
 use otpgate_core::limits::{LimitDecision, LimitRule, gcra};
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
-use otpgate_core::store::{Denied, NewCode};
+use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, VerificationStore,
@@ -30,6 +30,9 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (2, "sessions", include_str!("../../migrations/postgres/0002_sessions.sql")),
     (3, "counters", include_str!("../../migrations/postgres/0003_counters.sql")),
     (4, "idempotency", include_str!("../../migrations/postgres/0004_idempotency.sql")),
+    (5, "shared values", include_str!("../../migrations/postgres/0005_shared_values.sql")),
+    (6, "refresh reuse grace", include_str!("../../migrations/postgres/0006_refresh_reuse_grace.sql")),
+    (7, "signing keys", include_str!("../../migrations/postgres/0007_signing_keys.sql")),
 ];
 
 /// How often (in limit acquisitions) spent limit rows are swept; Postgres has no TTLs.
@@ -660,6 +663,70 @@ impl RateLimiter for PgStore {
             .await
             .map_err(classify)?;
             Ok(u64::try_from(sum).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        self.timed(async {
+            sqlx::query_scalar(
+                "SELECT value FROM shared_values WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(key)
+            .bind(now.0)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)
+        })
+        .await
+    }
+
+    /// One statement per case, each atomic on its own: an upsert that overwrites only an expired
+    /// row (none expected), or an update or delete whose WHERE clause is the comparison (which
+    /// Postgres re-checks on the newest row after waiting for a concurrent writer).
+    async fn swap_value(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let query = match (expected, new) {
+            (None, Some(new)) => sqlx::query(
+                "INSERT INTO shared_values (key, value, expires_at) VALUES ($1, $3, $4) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at \
+                 WHERE shared_values.expires_at IS NOT NULL AND shared_values.expires_at <= $2",
+            )
+            .bind(key)
+            .bind(now.0)
+            .bind(&new.value)
+            .bind(new.expires_at.map(|t| t.0)),
+            // Nothing expected and nothing wanted: true when no live value is there.
+            (None, None) => sqlx::query(
+                "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM shared_values \
+                 WHERE key = $1 AND (expires_at IS NULL OR expires_at > $2))",
+            )
+            .bind(key)
+            .bind(now.0),
+            (Some(expected), Some(new)) => sqlx::query(
+                "UPDATE shared_values SET value = $3, expires_at = $4 \
+                 WHERE key = $1 AND value = $5 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(key)
+            .bind(now.0)
+            .bind(&new.value)
+            .bind(new.expires_at.map(|t| t.0))
+            .bind(expected),
+            (Some(expected), None) => sqlx::query(
+                "DELETE FROM shared_values WHERE key = $1 AND value = $3 AND (expires_at IS NULL OR expires_at > $2)",
+            )
+            .bind(key)
+            .bind(now.0)
+            .bind(expected),
+        };
+        self.timed(async {
+            let done = query.execute(&self.pool).await.map_err(classify)?;
+            Ok(done.rows_affected() == 1)
         })
         .await
     }

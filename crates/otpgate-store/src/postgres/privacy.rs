@@ -57,6 +57,15 @@ impl PgStore {
                 now.0,
             )
             .await?;
+        // Shared values past their expiry (a phone's resend cooldown: counted with the limits).
+        let limits = limits
+            + self
+                .delete_in_batches(
+                    "DELETE FROM shared_values WHERE key IN \
+                     (SELECT key FROM shared_values WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                    now.0,
+                )
+                .await?;
         // Tripwire buckets past their window (not counted: they hold no personal data).
         self.delete_in_batches(
             "DELETE FROM counters WHERE (key, bucket) IN \
@@ -75,6 +84,13 @@ impl PgStore {
     }
 
     pub(super) async fn purge_refresh_tokens_impl(&self, now: Timestamp) -> Result<u64, StoreError> {
+        // Sealed successors past their reuse grace (a batched UPDATE works like the DELETEs).
+        self.delete_in_batches(
+            "UPDATE refresh_tokens SET sealed_successor = NULL, grace_until = NULL WHERE digest IN \
+             (SELECT digest FROM refresh_tokens WHERE grace_until <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            now.0,
+        )
+        .await?;
         self.delete_in_batches(
             "DELETE FROM refresh_tokens WHERE digest IN \
              (SELECT digest FROM refresh_tokens WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)",
@@ -110,11 +126,15 @@ impl PgStore {
                 provider_ref: row.try_get("provider_ref").map_err(classify)?,
             });
         }
-        let rows = sqlx::query("SELECT key, tat FROM rate_limits WHERE key = ANY($1)")
-            .bind(limit_keys)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
+        // GCRA rows, and shared values under the same keys (a phone's resend cooldown).
+        let rows = sqlx::query(
+            "SELECT key, tat FROM rate_limits WHERE key = ANY($1) UNION ALL \
+             SELECT key, expires_at AS tat FROM shared_values WHERE key = ANY($1) AND expires_at IS NOT NULL",
+        )
+        .bind(limit_keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
         let mut held = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
             let key: String = row.try_get("key").map_err(classify)?;
@@ -140,12 +160,10 @@ impl PgStore {
             .await
             .map_err(classify)?
             .rows_affected();
-        let limits = sqlx::query("DELETE FROM rate_limits WHERE key = ANY($1)")
-            .bind(limit_keys)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?
-            .rows_affected();
+        let mut limits = 0;
+        for sql in ["DELETE FROM rate_limits WHERE key = ANY($1)", "DELETE FROM shared_values WHERE key = ANY($1)"] {
+            limits += sqlx::query(sql).bind(limit_keys).execute(&mut *tx).await.map_err(classify)?.rows_affected();
+        }
         tx.commit().await.map_err(classify)?;
         Ok(HotDeleted { verifications, limits })
     }

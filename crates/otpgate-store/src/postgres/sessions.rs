@@ -1,15 +1,16 @@
 //! Users and refresh tokens in PostgreSQL. Writes that read before they decide (sign-in, rotation)
 //! lock what they read (`FOR UPDATE`, or an insert that waits on a conflicting one), so two instances
-//! can never both spend one refresh token or both create one user.
+//! can never both spend one refresh token or both create one user; rotation, reuse and revocation
+//! also take their family's lock (`lock_family_of`), so a revocation never misses a rotation.
 
 use std::str::FromStr;
 
 use async_trait::async_trait;
 use otpgate_core::privacy::UserRecords;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row, Transaction};
 
 use super::{PgStore, classify};
 
@@ -20,6 +21,28 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         phone: row.try_get("phone").map_err(classify)?,
         created_at: Timestamp(row.try_get("created_at").map_err(classify)?),
     })
+}
+
+/// Takes the lock of the family `presented` belongs to, held until the transaction ends; false
+/// when the token is unknown. Every write to a family's tokens (rotation, reuse, revocation)
+/// takes it first, so they run one after another: a revoking `UPDATE` that starts after it sees
+/// every token a rotation added, where without it (Read Committed) a token inserted by a rotation
+/// still in flight was invisible to the revocation and survived it. An advisory lock on a hash of
+/// the family rather than a row, so it needs no table of families; two families sharing a hash
+/// (64 bits) only wait for each other.
+async fn lock_family_of(tx: &mut Transaction<'static, Postgres>, presented: &CodeDigest) -> Result<bool, StoreError> {
+    let family: Option<String> = sqlx::query_scalar("SELECT family FROM refresh_tokens WHERE digest = $1")
+        .bind(presented.as_bytes().as_slice())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(classify)?;
+    let Some(family) = family else { return Ok(false) };
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("otpgate:refresh-family:{family}"))
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    Ok(true)
 }
 
 impl PgStore {
@@ -81,13 +104,17 @@ impl PgStore {
     async fn rotate_refresh_token_raw(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
         let mut tx = self.begin().await?;
+        if !lock_family_of(&mut tx, presented).await? {
+            return Ok(RotateOutcome::Invalid);
+        }
         // The join drops tokens whose user is gone (the foreign key cascades anyway).
         let row = sqlx::query(
-            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
+            "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, t.successor, t.sealed_successor, \
+             t.grace_until, u.id, u.phone, u.created_at \
              FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = $1 FOR UPDATE OF t",
         )
         .bind(presented.as_bytes().as_slice())
@@ -105,34 +132,74 @@ impl PgStore {
         if revoked_at.is_some() || now.0 >= expires_at {
             return Ok(RotateOutcome::Invalid);
         }
-        if used_at.is_some() {
-            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
+        let user = user_from_row(&row)?;
+        if let Some(used_at) = used_at {
+            let grace_until: Option<i64> = row.try_get("grace_until").map_err(classify)?;
+            if grace_until.is_some_and(|until| now.0 < until) {
+                // A repeat within the grace: the same answer while the successor is unspent;
+                // nothing at all once it is spent (and no revocation either).
+                let sealed: Option<Vec<u8>> = row.try_get("sealed_successor").map_err(classify)?;
+                let successor: Option<Vec<u8>> = row.try_get("successor").map_err(classify)?;
+                let live: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM refresh_tokens WHERE digest = $1 AND used_at IS NULL AND revoked_at IS NULL \
+                     AND expires_at > $2",
+                )
+                .bind(successor)
                 .bind(now.0)
-                .bind(&family)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(classify)?;
-            tx.commit().await.map_err(classify)?;
-            return Ok(RotateOutcome::Reused);
-        }
-        let user = user_from_row(&row)?;
-        sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE digest = $2")
+                return Ok(match sealed {
+                    Some(sealed) if live.is_some() => {
+                        RotateOutcome::Repeated { user, channel, rotated_at: Timestamp(used_at), sealed_next: sealed }
+                    }
+                    _ => RotateOutcome::Invalid,
+                });
+            }
+            // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = $1, sealed_successor = NULL \
+                 WHERE family = $2 AND revoked_at IS NULL",
+            )
             .bind(now.0)
-            .bind(presented.as_bytes().as_slice())
+            .bind(&family)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
+            tx.commit().await.map_err(classify)?;
+            return Ok(RotateOutcome::Reused);
+        }
+        // Only the newest rotation of a family can be repeated: older sealed tokens go.
+        sqlx::query(
+            "UPDATE refresh_tokens SET sealed_successor = NULL WHERE family = $1 AND sealed_successor IS NOT NULL",
+        )
+        .bind(&family)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let grace = (!rotation.reuse_grace.is_zero()).then(|| now.plus(rotation.reuse_grace).0);
+        sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $1, successor = $2, sealed_successor = $3, grace_until = $4 \
+             WHERE digest = $5",
+        )
+        .bind(now.0)
+        .bind(rotation.next.digest.as_bytes().as_slice())
+        .bind(grace.map(|_| rotation.sealed_next.as_slice()))
+        .bind(grace)
+        .bind(presented.as_bytes().as_slice())
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
         sqlx::query(
             "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(next.digest.as_bytes().as_slice())
+        .bind(rotation.next.digest.as_bytes().as_slice())
         .bind(user.id.as_str())
         .bind(&family)
         .bind(channel.as_str())
         .bind(now.0)
-        .bind(next.expires_at.0)
+        .bind(rotation.next.expires_at.0)
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
@@ -141,16 +208,20 @@ impl PgStore {
     }
 
     async fn revoke_refresh_family_raw(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
-        // One statement, so it is atomic without an explicit transaction.
+        let mut tx = self.begin().await?;
+        if !lock_family_of(&mut tx, presented).await? {
+            return Ok(false);
+        }
         let done = sqlx::query(
-            "UPDATE refresh_tokens SET revoked_at = $1 WHERE revoked_at IS NULL \
+            "UPDATE refresh_tokens SET revoked_at = $1, sealed_successor = NULL WHERE revoked_at IS NULL \
              AND family = (SELECT family FROM refresh_tokens WHERE digest = $2)",
         )
         .bind(now.0)
         .bind(presented.as_bytes().as_slice())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -199,10 +270,10 @@ impl SessionStore for PgStore {
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        self.timed(self.rotate_refresh_token_raw(presented, next, now)).await
+        self.timed(self.rotate_refresh_token_raw(presented, rotation, now)).await
     }
 
     async fn revoke_refresh_family(&self, presented: &CodeDigest, now: Timestamp) -> Result<bool, StoreError> {
@@ -216,6 +287,58 @@ impl SessionStore for PgStore {
     /// Batched, each batch within the timeout; safe with several instances (see `privacy`).
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.purge_refresh_tokens_impl(now).await
+    }
+
+    async fn publish_signing_key(&self, key: &PublishedKey, now: Timestamp) -> Result<(), StoreError> {
+        self.timed(async {
+            let mut tx = self.begin().await?;
+            sqlx::query("DELETE FROM signing_keys WHERE valid_until <= $1")
+                .bind(now.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            sqlx::query(
+                "INSERT INTO signing_keys (kid, public_key, valid_until, mac) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (kid) DO UPDATE SET public_key = excluded.public_key, \
+                 valid_until = excluded.valid_until, mac = excluded.mac \
+                 WHERE signing_keys.valid_until < excluded.valid_until",
+            )
+            .bind(&key.kid)
+            .bind(key.public_key.as_slice())
+            .bind(key.valid_until.0)
+            .bind(key.mac.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+            tx.commit().await.map_err(classify)
+        })
+        .await
+    }
+
+    async fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        self.timed(async {
+            let rows = sqlx::query(
+                "SELECT kid, public_key, valid_until, mac FROM signing_keys WHERE valid_until > $1 ORDER BY kid",
+            )
+            .bind(now.0)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+            let corrupt = || StoreError::Internal("corrupt signing key row".into());
+            rows.iter()
+                .map(|row| {
+                    let public: Vec<u8> = row.try_get("public_key").map_err(classify)?;
+                    let mac: Vec<u8> = row.try_get("mac").map_err(classify)?;
+                    Ok(PublishedKey {
+                        kid: row.try_get("kid").map_err(classify)?,
+                        public_key: public.as_slice().try_into().map_err(|_| corrupt())?,
+                        valid_until: Timestamp(row.try_get("valid_until").map_err(classify)?),
+                        mac: CodeDigest::from_slice(&mac).ok_or_else(corrupt)?,
+                    })
+                })
+                .collect()
+        })
+        .await
     }
 
     async fn export_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<UserRecords>, StoreError> {

@@ -9,11 +9,15 @@
 //! - `P vid:{vf_…}` — string: the phone of a verification id (for cancel and the provider ref);
 //! - `P rl:{send:phone:+14155550100}` — string: a limit key's GCRA arrival time;
 //! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire;
+//! - `P sv:{key}` — hash: a shared value (`v`, and `exp` when it expires): a phone's resend
+//!   cooldown (keyed by an HMAC of the number), and the fingerprint of the HMAC key — the one key
+//!   without a TTL, a few dozen bytes per deployment;
 //! - `P idem:{<hex>}` — hash: one `Idempotency-Key` entry (see [`idempotency`]).
 //!
 //! The `{…}` hash tag puts both keys of one phone in one Cluster slot, so the issue and check
-//! scripts see them together. Every key has a TTL: a verification lives until its expiry plus
-//! [`KEY_GRACE`], a limit key until its arrival time passes (then it is spent anyway).
+//! scripts see them together. Every key but the HMAC-key fingerprint has a TTL: a verification
+//! lives until its expiry plus [`KEY_GRACE`], a limit key until its arrival time passes (then it
+//! is spent anyway), a shared value until its expiry.
 //!
 //! Time: verification scripts use the `now` the caller passes (the service's clock), because the
 //! timestamps go back to the service and the client and the contract moves time. Instances are
@@ -37,7 +41,7 @@ use async_trait::async_trait;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::policy::MAX_RESEND_COOLDOWN;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
-use otpgate_core::store::{Denied, NewCode};
+use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError,
     Timestamp, Verification, VerificationId, VerificationStatus, VerificationStore,
@@ -57,6 +61,7 @@ static UPDATE_BY_ID: LazyLock<Script> = LazyLock::new(|| Script::new(include_str
 static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limit.lua")));
 static COUNTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("counter.lua")));
 static GIVEBACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("giveback.lua")));
+static SWAP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("swap.lua")));
 
 /// Which clock the rate limits run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -192,6 +197,10 @@ impl RedisStore {
 
     fn limit_key(&self, key: &str) -> String {
         format!("{}rl:{{{key}}}", self.prefix)
+    }
+
+    fn value_key(&self, key: &str) -> String {
+        format!("{}sv:{{{key}}}", self.prefix)
     }
 
     /// Runs a script (EVALSHA, loading it on NOSCRIPT) within the timeout.
@@ -653,5 +662,29 @@ impl RateLimiter for RedisStore {
         let buckets: HashMap<i64, u64> =
             self.command(::redis::cmd("HGETALL").arg(format!("{}ctr:{{{key}}}", self.prefix))).await?;
         Ok(buckets.into_iter().filter(|(bucket, _)| *bucket >= since).map(|(_, n)| n).sum())
+    }
+
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        let (value, expires): (Option<String>, Option<i64>) =
+            self.command(::redis::cmd("HMGET").arg(self.value_key(key)).arg("v").arg("exp")).await?;
+        Ok(value.filter(|_| expires.is_none_or(|exp| exp > now.0)))
+    }
+
+    async fn swap_value(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut inv = SWAP.prepare_invoke();
+        inv.key(self.value_key(key))
+            .arg(now.0)
+            .arg(if expected.is_some() { "1" } else { "0" })
+            .arg(expected.unwrap_or(""))
+            .arg(if new.is_some() { "1" } else { "0" })
+            .arg(new.map_or("", |n| n.value.as_str()))
+            .arg(new.and_then(|n| n.expires_at).map(|t| t.0.to_string()).unwrap_or_default());
+        Ok(self.script::<i64>(&inv).await? == 1)
     }
 }

@@ -41,9 +41,11 @@ impl RedisStore {
         verifications.sort_by_key(|v| v.created_at);
         let mut limits = Vec::new();
         // One GET per key: on a Cluster the limit keys live in different slots.
+        // and the shared value under the same key (a phone's resend cooldown), if any.
         for key in limit_keys {
             let tat: Option<i64> = self.command(::redis::cmd("GET").arg(self.limit_key(key))).await?;
-            if let Some(tat) = tat {
+            let until: Option<i64> = self.command(::redis::cmd("HGET").arg(self.value_key(key)).arg("exp")).await?;
+            if let Some(tat) = tat.or(until) {
                 limits.push(LimitRecord { key: key.clone(), refilled_at: Timestamp(tat) });
             }
         }
@@ -65,6 +67,7 @@ impl RedisStore {
         let mut limits = 0;
         for key in limit_keys {
             limits += self.command::<u64>(::redis::cmd("DEL").arg(self.limit_key(key))).await?;
+            limits += self.command::<u64>(::redis::cmd("DEL").arg(self.value_key(key))).await?;
         }
         Ok(HotDeleted { verifications, limits })
     }

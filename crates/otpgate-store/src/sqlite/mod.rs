@@ -10,7 +10,7 @@ use crate::rows::{VerificationRow, digest_bytes, verification_columns};
 use async_trait::async_trait;
 use otpgate_core::limits::{LimitDecision, gcra};
 use otpgate_core::policy::resend_cooldown_after;
-use otpgate_core::store::{Denied, NewCode};
+use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
     Verification, VerificationId, VerificationStatus, VerificationStore,
@@ -32,6 +32,9 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
     (3, "idempotency", include_str!("../../migrations/sqlite/0003_idempotency.sql")),
     (10, "counters", include_str!("../../migrations/sqlite/0010_counters.sql")),
+    (11, "shared values", include_str!("../../migrations/sqlite/0011_shared_values.sql")),
+    (12, "refresh reuse grace", include_str!("../../migrations/sqlite/0012_refresh_reuse_grace.sql")),
+    (13, "signing keys", include_str!("../../migrations/sqlite/0013_signing_keys.sql")),
 ];
 
 #[derive(Clone, Debug)]
@@ -535,4 +538,43 @@ impl RateLimiter for SqliteStore {
             })
             .await
     }
+
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.conn.run(move |conn| live_value(conn, &key, now)).await
+    }
+
+    async fn swap_value(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (key, expected, new) = (key.to_owned(), expected.map(str::to_owned), new.cloned());
+        self.conn
+            .run(move |conn| {
+                if live_value(conn, &key, now)? != expected {
+                    return Ok(false);
+                }
+                match new {
+                    Some(new) => execute(
+                        conn,
+                        "INSERT INTO shared_values (key, value, expires_at) VALUES (?, ?, ?) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                        params![key, new.value, new.expires_at.map(|t| t.0)],
+                    )?,
+                    None => execute(conn, "DELETE FROM shared_values WHERE key = ?", params![key])?,
+                };
+                Ok(true)
+            })
+            .await
+    }
+}
+
+/// The value under `key` unless it expired by `now`.
+fn live_value(conn: &Connection, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+    conn.prepare_cached("SELECT value FROM shared_values WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)")
+        .and_then(|mut s| s.query_row(params![key, now.0], |row| row.get(0)).optional())
+        .map_err(classify)
 }

@@ -78,8 +78,25 @@ impl SqliteStore {
                 now.0,
             )
             .await?;
+        // Shared values past their expiry (a phone's resend cooldown: counted with the limits).
+        let limits = limits
+            + self
+                .delete_in_batches(
+                    "DELETE FROM shared_values WHERE key IN \
+                     (SELECT key FROM shared_values WHERE expires_at <= ?1 LIMIT ?2)",
+                    now.0,
+                )
+                .await?;
+        // Tripwire buckets past their window (not counted: they hold no personal data).
+        let counters = self
+            .delete_in_batches(
+                "DELETE FROM counters WHERE (key, bucket) IN \
+                 (SELECT key, bucket FROM counters WHERE expires_at < ?1 LIMIT ?2)",
+                now.0,
+            )
+            .await?;
         let counts = PurgeCounts { verifications, limits, idempotency, refresh_tokens: 0 };
-        if counts.total() > 0 {
+        if counts.total() + counters > 0 {
             self.scrub().await;
         }
         Ok(counts)
@@ -116,9 +133,13 @@ impl SqliteStore {
                     .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                     .map_err(classify)?;
                 let mut limits = Vec::new();
+                // GCRA rows, and shared values under the same keys (a phone's resend cooldown).
                 for key in limit_keys {
                     let tat: Option<i64> = conn
-                        .prepare_cached("SELECT tat FROM rate_limits WHERE key = ?")
+                        .prepare_cached(
+                            "SELECT tat FROM rate_limits WHERE key = ?1 UNION ALL \
+                             SELECT expires_at FROM shared_values WHERE key = ?1 AND expires_at IS NOT NULL",
+                        )
                         .and_then(|mut s| s.query_row(params![key], |row| row.get(0)).optional())
                         .map_err(classify)?;
                     if let Some(tat) = tat {
@@ -143,6 +164,7 @@ impl SqliteStore {
                 let mut limits = 0;
                 for key in &limit_keys {
                     limits += execute(conn, "DELETE FROM rate_limits WHERE key = ?", params![key])? as u64;
+                    limits += execute(conn, "DELETE FROM shared_values WHERE key = ?", params![key])? as u64;
                 }
                 Ok(HotDeleted { verifications, limits })
             })

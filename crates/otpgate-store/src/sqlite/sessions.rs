@@ -5,7 +5,7 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use otpgate_core::session::{NewRefreshToken, RotateOutcome, SessionStore, User, UserId};
+use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -52,6 +52,44 @@ fn insert_refresh_token(
         params![token.digest.as_bytes().as_slice(), user.as_str(), family, channel.as_str(), now.0, token.expires_at.0],
     )
     .map(drop)
+}
+
+/// A published key from its stored columns.
+pub(crate) fn published_key(
+    kid: String,
+    public: &[u8],
+    valid_until: i64,
+    mac: &[u8],
+) -> Result<PublishedKey, StoreError> {
+    let corrupt = || StoreError::Internal("corrupt signing key row".into());
+    Ok(PublishedKey {
+        kid,
+        public_key: public.try_into().map_err(|_| corrupt())?,
+        valid_until: Timestamp(valid_until),
+        mac: CodeDigest::from_slice(mac).ok_or_else(corrupt)?,
+    })
+}
+
+/// The presented token's row, as a rotation reads it.
+struct Found {
+    family: String,
+    channel: String,
+    expires_at: i64,
+    used_at: Option<i64>,
+    revoked_at: Option<i64>,
+    successor: Option<Vec<u8>>,
+    sealed_successor: Option<Vec<u8>>,
+    grace_until: Option<i64>,
+}
+
+/// Whether the token with digest `successor` is unspent, unrevoked and unexpired.
+fn successor_is_live(conn: &Connection, successor: Option<&[u8]>, now: Timestamp) -> Result<bool, StoreError> {
+    let Some(successor) = successor else { return Ok(false) };
+    conn.prepare_cached(
+        "SELECT 1 FROM refresh_tokens WHERE digest = ? AND used_at IS NULL AND revoked_at IS NULL AND expires_at > ?",
+    )
+    .and_then(|mut s| s.exists(params![successor, now.0]))
+    .map_err(classify)
 }
 
 #[async_trait]
@@ -104,56 +142,95 @@ impl SessionStore for SqliteStore {
     async fn rotate_refresh_token(
         &self,
         presented: &CodeDigest,
-        next: &NewRefreshToken,
+        rotation: &Rotation,
         now: Timestamp,
     ) -> Result<RotateOutcome, StoreError> {
-        let (presented, next) = (*presented, next.clone());
+        let (presented, rotation) = (*presented, rotation.clone());
         self.conn
             .run(move |conn| {
                 // The join drops tokens whose user is gone (the foreign key cascades anyway).
                 let found = conn
                     .prepare_cached(
-                        "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, u.id, u.phone, u.created_at \
+                        "SELECT t.family, t.channel, t.expires_at, t.used_at, t.revoked_at, t.successor, \
+                         t.sealed_successor, t.grace_until, u.id, u.phone, u.created_at \
                          FROM refresh_tokens t JOIN users u ON u.id = t.user_id WHERE t.digest = ?",
                     )
                     .and_then(|mut s| {
                         s.query_row(params![presented.as_bytes().as_slice()], |row| {
-                            let token: (String, String, i64, Option<i64>, Option<i64>) =
-                                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?);
-                            let user: (String, String, i64) = (row.get(5)?, row.get(6)?, row.get(7)?);
+                            let token = Found {
+                                family: row.get(0)?,
+                                channel: row.get(1)?,
+                                expires_at: row.get(2)?,
+                                used_at: row.get(3)?,
+                                revoked_at: row.get(4)?,
+                                successor: row.get(5)?,
+                                sealed_successor: row.get(6)?,
+                                grace_until: row.get(7)?,
+                            };
+                            let user: (String, String, i64) = (row.get(8)?, row.get(9)?, row.get(10)?);
                             Ok((token, user))
                         })
                         .optional()
                     })
                     .map_err(classify)?;
-                let Some(((family, channel, expires_at, used_at, revoked_at), (id, phone, created_at))) = found else {
+                let Some((token, (id, phone, created_at))) = found else {
                     return Ok(RotateOutcome::Invalid);
                 };
-                let channel = Channel::from_str(&channel)
+                let channel = Channel::from_str(&token.channel)
                     .map_err(|_| StoreError::Internal("corrupt refresh token row: channel".into()))?;
-                if revoked_at.is_some() || now.0 >= expires_at {
+                if token.revoked_at.is_some() || now.0 >= token.expires_at {
                     return Ok(RotateOutcome::Invalid);
-                }
-                if used_at.is_some() {
-                    // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
-                    execute(
-                        conn,
-                        "UPDATE refresh_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
-                        params![now.0, family],
-                    )?;
-                    return Ok(RotateOutcome::Reused);
                 }
                 let user = User {
                     id: UserId::parse(&id).ok_or_else(|| StoreError::Internal("corrupt user row: id".into()))?,
                     phone,
                     created_at: Timestamp(created_at),
                 };
+                if let Some(used_at) = token.used_at {
+                    if token.grace_until.is_some_and(|until| now.0 < until) {
+                        // A repeat within the grace: the same answer while the successor is
+                        // unspent; nothing at all once it is spent (and no revocation either).
+                        return Ok(match token.sealed_successor {
+                            Some(sealed) if successor_is_live(conn, token.successor.as_deref(), now)? => {
+                                RotateOutcome::Repeated {
+                                    user,
+                                    channel,
+                                    rotated_at: Timestamp(used_at),
+                                    sealed_next: sealed,
+                                }
+                            }
+                            _ => RotateOutcome::Invalid,
+                        });
+                    }
+                    // A spent token came back: someone holds a copy. Whoever it is, the chain is over.
+                    execute(
+                        conn,
+                        "UPDATE refresh_tokens SET revoked_at = ?, sealed_successor = NULL \
+                         WHERE family = ? AND revoked_at IS NULL",
+                        params![now.0, token.family],
+                    )?;
+                    return Ok(RotateOutcome::Reused);
+                }
+                // Only the newest rotation of a family can be repeated: older sealed tokens go.
                 execute(
                     conn,
-                    "UPDATE refresh_tokens SET used_at = ? WHERE digest = ?",
-                    params![now.0, presented.as_bytes().as_slice()],
+                    "UPDATE refresh_tokens SET sealed_successor = NULL WHERE family = ? AND sealed_successor IS NOT NULL",
+                    params![token.family],
                 )?;
-                insert_refresh_token(conn, &next, &user.id, &family, channel, now)?;
+                let grace = (!rotation.reuse_grace.is_zero()).then(|| now.plus(rotation.reuse_grace).0);
+                execute(
+                    conn,
+                    "UPDATE refresh_tokens SET used_at = ?, successor = ?, sealed_successor = ?, grace_until = ? \
+                     WHERE digest = ?",
+                    params![
+                        now.0,
+                        rotation.next.digest.as_bytes().as_slice(),
+                        grace.map(|_| rotation.sealed_next.as_slice()),
+                        grace,
+                        presented.as_bytes().as_slice()
+                    ],
+                )?;
+                insert_refresh_token(conn, &rotation.next, &user.id, &token.family, channel, now)?;
                 Ok(RotateOutcome::Rotated { user, channel })
             })
             .await
@@ -165,7 +242,7 @@ impl SessionStore for SqliteStore {
             .run(move |conn| {
                 let changed = execute(
                     conn,
-                    "UPDATE refresh_tokens SET revoked_at = ? WHERE revoked_at IS NULL \
+                    "UPDATE refresh_tokens SET revoked_at = ?, sealed_successor = NULL WHERE revoked_at IS NULL \
                      AND family = (SELECT family FROM refresh_tokens WHERE digest = ?)",
                     params![now.0, presented.as_bytes().as_slice()],
                 )?;
@@ -197,7 +274,54 @@ impl SessionStore for SqliteStore {
     async fn purge_expired_refresh_tokens(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.conn
             .run(move |conn| {
+                execute(
+                    conn,
+                    "UPDATE refresh_tokens SET sealed_successor = NULL, grace_until = NULL WHERE grace_until <= ?",
+                    params![now.0],
+                )?;
                 execute(conn, "DELETE FROM refresh_tokens WHERE expires_at <= ?", params![now.0]).map(|n| n as u64)
+            })
+            .await
+    }
+
+    async fn publish_signing_key(&self, key: &PublishedKey, now: Timestamp) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.conn
+            .run(move |conn| {
+                execute(conn, "DELETE FROM signing_keys WHERE valid_until <= ?", params![now.0])?;
+                execute(
+                    conn,
+                    "INSERT INTO signing_keys (kid, public_key, valid_until, mac) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (kid) DO UPDATE SET public_key = excluded.public_key, \
+                     valid_until = excluded.valid_until, mac = excluded.mac \
+                     WHERE signing_keys.valid_until < excluded.valid_until",
+                    params![key.kid, key.public_key.as_slice(), key.valid_until.0, key.mac.as_bytes().as_slice()],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn published_signing_keys(&self, now: Timestamp) -> Result<Vec<PublishedKey>, StoreError> {
+        self.conn
+            .run(move |conn| {
+                let mut statement = conn
+                    .prepare_cached(
+                        "SELECT kid, public_key, valid_until, mac FROM signing_keys WHERE valid_until > ? ORDER BY kid",
+                    )
+                    .map_err(classify)?;
+                let rows = statement
+                    .query_map(params![now.0], |row| {
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, Vec<u8>>(1)?,
+                            row.get(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                        ))
+                    })
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(classify)?;
+                rows.into_iter().map(|(kid, public, until, mac)| published_key(kid, &public, until, &mac)).collect()
             })
             .await
     }

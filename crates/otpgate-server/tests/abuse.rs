@@ -234,6 +234,33 @@ async fn region_policy_refuses_before_the_provider() {
     assert_eq!(provider.calls(), 1);
 }
 
+#[tokio::test]
+async fn non_geographic_numbers_are_refused_by_default_before_any_limit_or_provider() {
+    // Satellite (+881 Iridium, +870 Inmarsat) and international networks (+882, +883): the
+    // numbering plan calls most of them mobile, with region `001`.
+    let non_geographic = ["+881612345678", "+870301234567", "+8823421234", "+883510012345"];
+    // One send allowed per hour, per IP and over all: a refused send must not use them up.
+    let (app, provider) = app_with(|c| {
+        c.limits.global_send_hourly.count = 1;
+        c.limits.ip_send_hourly.count = 1;
+    })
+    .await;
+    for number in non_geographic {
+        for _ in 0..3 {
+            let r = app.send(number).await;
+            assert_eq!((r.status, r.error_code().as_str()), (422, "unsupported_region"), "{number}: {}", r.text);
+        }
+    }
+    assert_eq!(provider.calls(), 0);
+    assert_eq!(app.send(&us(610)).await.status, 201, "the limits were not touched by the refused sends");
+    assert_eq!(app.send(&us(611)).await.error_code(), "rate_limited", "and they do count real sends");
+
+    // An operator who wants them lists the kinds to refuse without `non_geographic`.
+    let (app, provider) = app_with(|c| c.regions.refused_kinds = vec!["premium_rate".into()]).await;
+    assert_eq!(app.send(non_geographic[0]).await.status, 201);
+    assert_eq!(provider.calls(), 1);
+}
+
 fn tripwire_on(c: &mut Config) {
     c.tripwire.enabled = true;
     c.tripwire.min_sends = 20;

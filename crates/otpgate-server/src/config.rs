@@ -51,7 +51,9 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub sessions: SessionsConfig,
     /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
-    /// -> `123456` (the first `codes.length` digits of `1234567890`) in development, none in production.
+    /// -> `123456` (the first `codes.length` digits of `1234567890`) in development with the demo
+    /// provider; none with a real provider or in production. Listed numbers exist with a real
+    /// provider too, and each is named (masked) in a warning at start.
     pub test_numbers: Option<BTreeMap<String, String>>,
     pub http: HttpConfig,
     /// Built-in HTTPS (certificate and key files, reloaded when they change).
@@ -664,13 +666,16 @@ impl Config {
 
     /// The test numbers in force, normalised to E.164, with their codes.
     pub fn effective_test_numbers(&self) -> Result<BTreeMap<String, Code>, ConfigError> {
+        let demo_only = self.provider_kinds() == [ProviderKind::Demo];
         let configured = match (&self.test_numbers, self.environment) {
             (Some(map), _) => map.clone(),
-            // The default code follows the configured length: 123456 for 6 digits, 1234 for 4.
-            (None, Environment::Development) => {
+            // The default exists only where no message can reach a phone anyway: with a real
+            // provider it would be a public password to whoever knows it (`+15005550006` is
+            // Twilio's documented magic number). The code follows the configured length.
+            (None, Environment::Development) if demo_only => {
                 BTreeMap::from([("+15005550006".to_owned(), "1234567890"[..self.codes.length.min(10)].to_owned())])
             }
-            (None, Environment::Production) => BTreeMap::new(),
+            (None, _) => BTreeMap::new(),
         };
         let mut out = BTreeMap::new();
         for (number, code) in configured {
@@ -957,6 +962,27 @@ mod tests {
         assert_eq!(p.limits.ip_check, Some(Rate::new(30, Duration::from_secs(60))));
         let tn = c.effective_test_numbers().unwrap();
         assert_eq!(tn.get("+15005550006").map(|c| c.expose().to_owned()).as_deref(), Some("123456"));
+    }
+
+    #[test]
+    fn the_default_test_number_exists_only_with_the_demo_provider() {
+        let twilio = [
+            ("OTPGATE_PROVIDER__TWILIO__MESSAGING__FROM", "+15005550006"),
+            ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000"), // fake test SID
+            ("OTPGATE_PROVIDER__TWILIO__AUTH_TOKEN", "fake-token"),
+        ];
+        for kind in ["twilio-messaging", "[twilio-messaging]"] {
+            let key = if kind.starts_with('[') { "OTPGATE_PROVIDER__FAILOVER" } else { "OTPGATE_PROVIDER__KIND" };
+            let mut vars = twilio.to_vec();
+            vars.push((key, kind));
+            let c = load(None, &vars).unwrap();
+            assert!(c.effective_test_numbers().unwrap().is_empty(), "{kind}: no default test number");
+            let listed = load(Some("[test_numbers]\n\"+15005550007\" = \"654321\"\n"), &vars).unwrap();
+            let numbers = listed.effective_test_numbers().unwrap();
+            assert_eq!(numbers.keys().collect::<Vec<_>>(), ["+15005550007"], "{kind}: only what is listed");
+        }
+        let demo = load(Some("[provider]\nkind = \"demo\"\n"), &[]).unwrap();
+        assert_eq!(demo.effective_test_numbers().unwrap().len(), 1);
     }
 
     #[test]

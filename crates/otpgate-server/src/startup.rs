@@ -86,6 +86,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config, overrides: Overrides) -> Result<Application, StartError> {
         config.validate()?;
+        crate::startup_warnings::log(config);
         crate::metrics::handle();
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);

@@ -328,7 +328,8 @@ mod tests {
     #[test]
     fn non_geographic_numbers_are_their_own_kind() {
         // Example numbers of the numbering plan; the library calls most of them mobile.
-        for number in ["+881612345678", "+870301234567", "+8823421234", "+883510012345", "+80012345678", "+979123456789"]
+        for number in
+            ["+881612345678", "+870301234567", "+8823421234", "+883510012345", "+80012345678", "+979123456789"]
         {
             let p = PhoneNumber::parse(number, None).unwrap();
             assert_eq!(p.kind(), NumberKind::NonGeographic, "{number}");

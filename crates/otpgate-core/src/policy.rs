@@ -85,7 +85,9 @@ impl Default for RegionPolicy {
         RegionPolicy {
             allow: None,
             deny: BTreeSet::new(),
-            refused_kinds: [PremiumRate, SharedCost, TollFree, Uan, Pager, Voicemail, NonGeographic].into_iter().collect(),
+            refused_kinds: [PremiumRate, SharedCost, TollFree, Uan, Pager, Voicemail, NonGeographic]
+                .into_iter()
+                .collect(),
         }
     }
 }

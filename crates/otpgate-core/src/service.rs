@@ -133,19 +133,18 @@ impl VerificationService {
         rules
     }
 
-    /// Limits taken by every check: failed checks per phone (cleared by a success) and checks
-    /// per client IP.
-    fn check_rules(&self, phone: &PhoneNumber, client_ip: Option<IpAddr>) -> Vec<LimitRule> {
-        let l = &self.settings.policy.limits;
-        let mut rules = Vec::new();
-        if let Some(rate) = l.phone_check_failures {
-            rules.push(LimitRule::new(LimitScope::PhoneCheck, self.phone_check_key(phone), rate));
-        }
-        if let (Some(rate), Some(ip)) = (l.ip_check, client_ip) {
-            let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
-            rules.push(LimitRule::new(LimitScope::IpCheck, key, rate));
-        }
-        rules
+    /// Failed checks per phone (cleared by a success): looked at before every check, taken only
+    /// by a check that compared a code and found it wrong.
+    fn phone_check_rule(&self, phone: &PhoneNumber) -> Option<LimitRule> {
+        let rate = self.settings.policy.limits.phone_check_failures?;
+        Some(LimitRule::new(LimitScope::PhoneCheck, self.phone_check_key(phone), rate))
+    }
+
+    /// Checks per client IP: taken by every check, whatever it finds.
+    fn ip_check_rule(&self, client_ip: Option<IpAddr>) -> Option<LimitRule> {
+        let (rate, ip) = (self.settings.policy.limits.ip_check?, client_ip?);
+        let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
+        Some(LimitRule::new(LimitScope::IpCheck, key, rate))
     }
 
     fn phone_check_key(&self, phone: &PhoneNumber) -> String {
@@ -314,21 +313,45 @@ impl VerificationService {
         };
         let now = self.clock.now();
         let country = phone.region().unwrap_or("ZZ");
-        if let Err(denied) = self.limiter.acquire(&self.check_rules(phone, client_ip), now).await? {
+        let limited = |denied: crate::Denied| {
             security_event_limit(denied.scope, &phone.masked(), country, denied.retry_after);
             metrics::counter!("otpgate_checks_total", "outcome" => "rate_limited", "country" => country.to_owned())
                 .increment(1);
-            return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
+            Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope })
+        };
+        // A phone locked by failed checks is refused before anything is compared. The lock is
+        // only looked at here: a check counts against its phone below, and only when it compared
+        // a code, so checks against a phone with no live verification (anyone can send them) can
+        // never lock its owner out. Counting after the compare lets checks already past this
+        // look go on being compared; each is still one of its verification's atomically
+        // counted attempts, so at most `max_attempts - 1` guesses pass the lock.
+        let phone_rule = self.phone_check_rule(phone);
+        if let Some(rule) = &phone_rule
+            && let Err(denied) = self.limiter.peek(std::slice::from_ref(rule), now).await?
+        {
+            return limited(denied);
+        }
+        if let Some(rule) = self.ip_check_rule(client_ip)
+            && let Err(denied) = self.limiter.acquire(&[rule], now).await?
+        {
+            return limited(denied);
         }
         let digest = self.hasher.digest(phone, &code);
         let outcome = self.store.check(phone, &digest, now).await?;
-        let (label, result) = match outcome {
-            CheckOutcome::Approved(v) => ("approved", Ok(v)),
-            CheckOutcome::Wrong { attempts_left } => ("wrong", Err(OtpError::InvalidCode { attempts_left })),
-            CheckOutcome::Exhausted => ("locked", Err(OtpError::TooManyAttempts)),
-            CheckOutcome::NotFound => ("not_found", Err(OtpError::VerificationNotFound)),
+        let Checked { label, compared_wrong, result } = match outcome {
+            CheckOutcome::Approved(v) => Checked::new("approved", false, Ok(v)),
+            CheckOutcome::Wrong { attempts_left } => {
+                Checked::new("wrong", true, Err(OtpError::InvalidCode { attempts_left }))
+            }
+            CheckOutcome::Killed => Checked::new("locked", true, Err(OtpError::TooManyAttempts)),
+            CheckOutcome::Exhausted => Checked::new("locked", false, Err(OtpError::TooManyAttempts)),
+            CheckOutcome::NotFound => Checked::new("not_found", false, Err(OtpError::VerificationNotFound)),
             CheckOutcome::Remote(v) => self.check_remote(phone, v, &code, now).await?,
         };
+        if compared_wrong && let Some(rule) = &phone_rule {
+            // Refused means the phone's bucket is already full: it is locked either way.
+            let _ = self.limiter.acquire(std::slice::from_ref(rule), now).await?;
+        }
         if result.is_ok() {
             // A success clears the phone's failure count and feeds the tripwire.
             if let Err(e) = self.limiter.reset(&[self.phone_check_key(phone)]).await {
@@ -355,11 +378,13 @@ impl VerificationService {
         v: Verification,
         code: &Code,
         now: Timestamp,
-    ) -> Result<(&'static str, Result<Verification, OtpError>), OtpError> {
+    ) -> Result<Checked, OtpError> {
         let counted = match self.store.count_attempt(&v.id, now).await? {
             AttemptOutcome::Counted(counted) => counted,
-            AttemptOutcome::Exhausted => return Ok(("locked", Err(OtpError::TooManyAttempts))),
-            AttemptOutcome::NotFound => return Ok(("not_found", Err(OtpError::VerificationNotFound))),
+            AttemptOutcome::Exhausted => return Ok(Checked::new("locked", false, Err(OtpError::TooManyAttempts))),
+            AttemptOutcome::NotFound => {
+                return Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound)));
+            }
         };
         let Some(provider_ref) = counted.provider_ref.as_deref().and_then(|r| r.strip_prefix(REMOTE_PREFIX)) else {
             return Err(OtpError::Internal("a provider-held verification has no provider reference".into()));
@@ -367,30 +392,33 @@ impl VerificationService {
         match self.provider.check(provider_ref, phone, code).await {
             Ok(ProviderCheck::Approved) => {
                 if self.store.approve(&counted.id, now).await? {
-                    Ok(("approved", Ok(Verification { status: VerificationStatus::Approved, ..counted })))
+                    let approved = Verification { status: VerificationStatus::Approved, ..counted };
+                    Ok(Checked::new("approved", false, Ok(approved)))
                 } else {
                     // A concurrent check approved it first.
-                    Ok(("not_found", Err(OtpError::VerificationNotFound)))
+                    Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound)))
                 }
             }
             Ok(ProviderCheck::Wrong) if counted.attempts >= counted.max_attempts => {
                 self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
                 self.cancel_remote(provider_ref).await;
-                Ok(("locked", Err(OtpError::TooManyAttempts)))
+                Ok(Checked::new("locked", true, Err(OtpError::TooManyAttempts)))
             }
             Ok(ProviderCheck::Wrong) => {
-                Ok(("wrong", Err(OtpError::InvalidCode { attempts_left: counted.attempts_left() })))
+                let attempts_left = counted.attempts_left();
+                Ok(Checked::new("wrong", true, Err(OtpError::InvalidCode { attempts_left })))
             }
             Ok(ProviderCheck::TooManyAttempts) => {
                 self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
-                Ok(("locked", Err(OtpError::TooManyAttempts)))
+                Ok(Checked::new("locked", false, Err(OtpError::TooManyAttempts)))
             }
             Ok(ProviderCheck::NotFound) => {
                 self.store.finish(&counted.id, VerificationStatus::Expired, now).await?;
-                Ok(("not_found", Err(OtpError::VerificationNotFound)))
+                Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound)))
             }
-            // The attempt stays counted: a failing provider must not become a free retry.
-            Err(e) => Ok(("provider_error", Err(map_provider_error(e)))),
+            // The attempt stays counted: a failing provider must not become a free retry. It does
+            // not count against the phone: an outage must not lock phones.
+            Err(e) => Ok(Checked::new("provider_error", false, Err(map_provider_error(e)))),
         }
     }
 
@@ -411,6 +439,20 @@ impl VerificationService {
             }
         }
         Ok(())
+    }
+}
+
+/// What one check came to: its log and metric label, whether it compared a code and found it
+/// wrong (only such a check counts against its phone), and the answer.
+struct Checked {
+    label: &'static str,
+    compared_wrong: bool,
+    result: Result<Verification, OtpError>,
+}
+
+impl Checked {
+    fn new(label: &'static str, compared_wrong: bool, result: Result<Verification, OtpError>) -> Self {
+        Checked { label, compared_wrong, result }
     }
 }
 

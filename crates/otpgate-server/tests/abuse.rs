@@ -115,6 +115,71 @@ async fn failed_checks_per_phone_accumulate_across_verifications_and_a_success_r
     }
 }
 
+/// A check from its own client address (a trusted proxy in front of every test request).
+async fn check_from(app: &TestApp, phone: &str, code: &str, client: &str) -> Reply {
+    let req = app
+        .client
+        .post(app.url("/v1/verifications/check"))
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", client)
+        .body(json!({ "phone": phone, "code": code }).to_string());
+    app.request(req).await
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_lock_a_phone_without_a_live_verification() {
+    // Default check limits: 20 failed checks per phone per hour, 30 checks per IP per minute.
+    let provider = FakeProvider::new(FakeBehaviour::Deliver);
+    let app = spawn_with(|c| c.http.trusted_proxies = vec!["127.0.0.1".into()], with_provider(provider.clone())).await;
+    let victim = us(40);
+    // Many wrong checks from many addresses while the victim has no verification...
+    for i in 0..40 {
+        let r = check_from(&app, &victim, &format!("{:06}", 100_000 + i), &format!("198.51.100.{}", i % 4)).await;
+        assert_eq!(r.error_code(), "verification_not_found", "{}", r.text);
+    }
+    // ...and after it died: 5 wrong codes kill it (those count), the rest compare nothing.
+    assert_eq!(app.send(&victim).await.status, 201);
+    for i in 0..30 {
+        let r = check_from(&app, &victim, &format!("{:06}", 200_000 + i), &format!("203.0.113.{}", i % 3)).await;
+        let expected = match i {
+            0..4 => "invalid_code",
+            _ => "too_many_attempts",
+        };
+        assert_eq!(r.error_code(), expected, "check {i}: {}", r.text);
+    }
+    app.advance(Duration::from_secs(120));
+    assert_eq!(app.send(&victim).await.status, 201);
+    let right = check_from(&app, &victim, &provider.last_code(), "192.0.2.1").await;
+    assert_eq!(right.status, 200, "the victim signs in: {}", right.text);
+
+    // Compared wrong codes still lock the phone, across verifications: 4 × 5 within 80 s.
+    for round in 0..4 {
+        app.advance(Duration::from_secs(20));
+        assert_eq!(app.send(&victim).await.status, 201, "round {round}");
+        for i in 0..5 {
+            check_from(&app, &victim, &format!("{:06}", 300_000 + i), "192.0.2.2").await;
+        }
+    }
+    app.advance(Duration::from_secs(20));
+    assert_eq!(app.send(&victim).await.status, 201);
+    let locked = check_from(&app, &victim, &provider.last_code(), "192.0.2.3").await;
+    assert_eq!((locked.status, locked.error_code().as_str()), (429, "rate_limited"), "20 compared wrong codes lock it");
+}
+
+#[tokio::test]
+async fn the_per_ip_check_limit_counts_every_check() {
+    let (app, _) = app_with(|c| {
+        c.limits.ip_check.count = 3;
+        c.limits.ip_check.period_secs = 60;
+    })
+    .await;
+    for i in 0..3 {
+        assert_eq!(app.check(&us(50 + i), "000000").await.error_code(), "verification_not_found");
+    }
+    let r = app.check(&us(53), "000000").await;
+    assert_eq!((r.status, r.error_code().as_str()), (429, "rate_limited"), "checks finding nothing count too");
+}
+
 #[tokio::test]
 async fn checks_per_ip_stop_one_client_guessing_across_many_phones() {
     let (app, _) = app_with(|c| {

@@ -334,7 +334,8 @@ impl TwilioClient {
         // Twilio's message can quote the number back; it goes to the log only, bounded and
         // with every number in it masked.
         let message = mask_numbers_in_text(&t.message.chars().take(300).collect::<String>());
-        let more_info = mask_numbers_in_text(&t.more_info.as_deref().unwrap_or("").chars().take(300).collect::<String>());
+        let more_info =
+            mask_numbers_in_text(&t.more_info.as_deref().unwrap_or("").chars().take(300).collect::<String>());
         let more_info = more_info.as_str();
         let class_name = format!("{class:?}");
         match class {

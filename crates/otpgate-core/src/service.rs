@@ -412,10 +412,12 @@ impl VerificationService {
                 self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
                 Ok(Checked::new("locked", false, Err(OtpError::TooManyAttempts)))
             }
-            Ok(ProviderCheck::NotFound) => {
-                self.store.finish(&counted.id, VerificationStatus::Expired, now).await?;
-                Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound)))
-            }
+            // Twilio forgets a verification once it approves it, so this may be a check that
+            // raced a concurrent one of the right code whose approval has not reached our store
+            // yet: ending the verification here would refuse that one too, and nobody would get
+            // a session. Nothing is ended; our own expiry ends a verification the provider
+            // dropped, and each check until then still counts an attempt.
+            Ok(ProviderCheck::NotFound) => Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound))),
             // The attempt stays counted: a failing provider must not become a free retry. It does
             // not count against the phone: an outage must not lock phones.
             Err(e) => Ok(Checked::new("provider_error", false, Err(map_provider_error(e)))),

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use std::net::IpAddr;
 
-use crate::bot::{BotScope, BotVerifier};
+use crate::bot::BotCheck;
 use crate::limits::{LimitRule, LimitScope, Rate};
 use crate::privacy;
 use crate::provider::{MessageTemplates, ProviderCheck, ProviderError};
@@ -34,14 +34,8 @@ pub struct ServiceSettings {
     pub webotp_domain: Option<String>,
     /// Message templates per locale.
     pub templates: MessageTemplates,
-    /// The optional bot check on send, and where it applies.
-    pub bot_check: Option<(Arc<dyn BotVerifier>, BotScope)>,
-}
-
-impl std::fmt::Debug for dyn BotVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BotVerifier")
-    }
+    /// The optional bot check on send: where it is required, and what passing it lifts.
+    pub bot_check: Option<BotCheck>,
 }
 
 pub struct VerificationService {
@@ -151,12 +145,21 @@ impl VerificationService {
         privacy::phone_limit_key(&self.hasher, "check:phone", phone)
     }
 
-    /// Refuses a send the bot check requires and the client did not pass.
-    async fn bot_check(&self, req: &SendRequest, country: &str) -> Result<(), OtpError> {
-        let Some((verifier, scope)) = &self.settings.bot_check else { return Ok(()) };
-        if !scope.applies_to(country) {
-            return Ok(());
+    /// Refuses a send the bot check requires and the client did not pass; `true` when the
+    /// client passed it (a token is single use: it is never verified twice).
+    async fn required_bot_check(&self, req: &SendRequest, country: &str) -> Result<bool, OtpError> {
+        match &self.settings.bot_check {
+            Some(bot) if bot.required.applies_to(country) => {
+                self.verify_bot_token(bot, req, country).await.map(|()| true)
+            }
+            _ => Ok(false),
         }
+    }
+
+    /// Verifies the request's bot token: `invalid_request` naming `bot_token` when it is
+    /// missing or fails, `provider_unavailable` when the verifier cannot be asked (fail closed).
+    async fn verify_bot_token(&self, bot: &BotCheck, req: &SendRequest, country: &str) -> Result<(), OtpError> {
+        let verifier = &bot.verifier;
         let refused = |outcome: &'static str| {
             warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country);
             metrics::counter!("otpgate_sends_total", "outcome" => outcome, "country" => country.to_owned())
@@ -173,6 +176,60 @@ impl VerificationService {
         }
     }
 
+    /// A send was refused by `denied`. When that is a shared budget (the prefix limit, a
+    /// country limit, the tripwire) and a bot check is configured, one attacker must not be
+    /// able to deny a whole number block or country to everyone: a client that passes the check
+    /// may send (without a token the answer is `invalid_request` naming `bot_token`). What a
+    /// passed check buys is bounded: the send is counted in an allowance of its own per shared
+    /// budget key, `limit_factor` times that budget (so a bot-solving farm cannot pump a block
+    /// or country without end), and it still takes from every other limit (per phone, per IP,
+    /// the global spend cap), all or nothing. Otherwise the refusal stands.
+    async fn send_past_a_shared_budget(
+        &self,
+        req: &SendRequest,
+        country: &str,
+        rules: Vec<LimitRule>,
+        denied: crate::Denied,
+        bot_passed: bool,
+        now: Timestamp,
+    ) -> Result<(), OtpError> {
+        let masked = req.phone.masked();
+        let refuse = |denied: crate::Denied| {
+            security_event_limit(denied.scope, &masked, country, denied.retry_after);
+            Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope })
+        };
+        let bot = match &self.settings.bot_check {
+            Some(bot) if bot.limit_factor > 0 && denied.scope.is_shared_budget() => bot,
+            _ => return refuse(denied),
+        };
+        let (shared, others): (Vec<LimitRule>, Vec<LimitRule>) =
+            rules.into_iter().partition(|rule| rule.scope.is_shared_budget());
+        // A challenge only where passing it can help: the limits it does not lift have room.
+        if let Err(other) = self.limiter.peek(&others, now).await? {
+            return refuse(other);
+        }
+        if !bot_passed {
+            self.verify_bot_token(bot, req, country).await?;
+        }
+        let allowances = shared.into_iter().map(|rule| {
+            let rate = Rate::new(rule.rate.count.saturating_mul(bot.limit_factor), rule.rate.period);
+            LimitRule::new(rule.scope, format!("bot_passed:{}", rule.key), rate)
+        });
+        let lifted: Vec<LimitRule> = others.into_iter().chain(allowances).collect();
+        if let Err(denied) = self.limiter.acquire(&lifted, now).await? {
+            return refuse(denied);
+        }
+        metrics::counter!("otpgate_limit_hits_total", "scope" => denied.scope.as_str()).increment(1);
+        info!(
+            event = "otp.limit",
+            outcome = "lifted_by_bot_check",
+            scope = denied.scope.as_str(),
+            phone = %masked,
+            country = %country,
+        );
+        Ok(())
+    }
+
     pub async fn send(&self, req: SendRequest) -> Result<Sent, OtpError> {
         let masked = req.phone.masked();
         let country = req.phone.region().unwrap_or("ZZ").to_owned();
@@ -187,7 +244,7 @@ impl VerificationService {
                 .increment(1);
             return Err(OtpError::UnsupportedRegion);
         }
-        self.bot_check(&req, &country).await?;
+        let bot_passed = self.required_bot_check(&req, &country).await?;
 
         if let Some(wait) = self.store.resend_wait(&req.phone, now).await? {
             security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
@@ -196,9 +253,9 @@ impl VerificationService {
         let tripwire = &self.settings.policy.tripwire;
         let tripped =
             test_code.is_none() && tripwire::is_tripped(&*self.limiter, tripwire, &self.tripwire, &country, now).await;
-        if let Err(denied) = self.limiter.acquire(&self.send_rules(&req, &country, tripped), now).await? {
-            security_event_limit(denied.scope, &masked, &country, denied.retry_after);
-            return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
+        let rules = self.send_rules(&req, &country, tripped);
+        if let Err(denied) = self.limiter.acquire(&rules, now).await? {
+            self.send_past_a_shared_budget(&req, &country, rules, denied, bot_passed, now).await?;
         }
 
         let is_test_number = test_code.is_some();

@@ -325,7 +325,7 @@ pub enum BotCheckKind {
 }
 
 /// The optional bot check on send (a challenge token in the request's `bot_token`).
-#[derive(Clone, Serialize, Deserialize, Default)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BotCheckConfig {
     /// Unset: no bot check.
@@ -333,10 +333,21 @@ pub struct BotCheckConfig {
     /// The verifier's secret key.
     #[serde(serialize_with = "redact")]
     pub secret: Option<SecretString>,
-    /// Where the check is required: `["*"]` for every send, or country codes (`["NG", "ID"]`).
+    /// Where the check is required on every send: `["*"]`, or country codes (`["NG", "ID"]`).
+    /// Empty: asked only of sends that the prefix limit, a country limit or the tripwire refuses.
     pub required_for: Vec<String>,
+    /// A send that passed the check past the prefix limit, a country limit or the tripwire is
+    /// counted in an allowance of its own, this many times that limit (0–1000; 0: a passed
+    /// check lifts nothing and those limits refuse as without a bot check).
+    pub passed_limit_factor: u32,
     /// Override of the verifier's URL (tests point it at loopback).
     pub verify_url: Option<String>,
+}
+
+impl Default for BotCheckConfig {
+    fn default() -> Self {
+        BotCheckConfig { kind: None, secret: None, required_for: Vec::new(), passed_limit_factor: 10, verify_url: None }
+    }
 }
 
 impl std::fmt::Debug for BotCheckConfig {
@@ -345,6 +356,7 @@ impl std::fmt::Debug for BotCheckConfig {
             .field("kind", &self.kind)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("required_for", &self.required_for)
+            .field("passed_limit_factor", &self.passed_limit_factor)
             .field("verify_url", &self.verify_url)
             .finish()
     }
@@ -759,14 +771,14 @@ impl Config {
             if self.bot_check.secret.is_none() {
                 return Err(bad("bot_check.secret", format!("is required for {kind:?}")));
             }
-            if self.bot_check.required_for.is_empty() {
-                return Err(bad("bot_check.required_for", "must name countries, or [\"*\"] for every send"));
-            }
             for c in &self.bot_check.required_for {
                 if c != "*" && otpgate_core::parse_region(c).is_none() {
                     return Err(bad("bot_check.required_for", format!("`{c}` is not `*` or a region code")));
                 }
             }
+        }
+        if self.bot_check.passed_limit_factor > 1000 {
+            return Err(bad("bot_check.passed_limit_factor", "must be between 0 and 1000"));
         }
         if self.app_name.trim().is_empty() || self.app_name.len() > 40 {
             return Err(bad("app_name", "must be 1 to 40 characters"));
@@ -983,6 +995,15 @@ mod tests {
         }
         let demo = load(Some("[provider]\nkind = \"demo\"\n"), &[]).unwrap();
         assert_eq!(demo.effective_test_numbers().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_bot_check_may_be_required_nowhere() {
+        let c = load(Some("[bot_check]\nkind = \"turnstile\"\nsecret = \"s\"\n"), &[]).unwrap();
+        assert!(c.bot_check.required_for.is_empty());
+        assert_eq!(c.bot_check.passed_limit_factor, 10);
+        let e = load(None, &[("OTPGATE_BOT_CHECK__PASSED_LIMIT_FACTOR", "5000")]).unwrap_err().to_string();
+        assert!(e.contains("bot_check.passed_limit_factor"), "{e}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use otpgate_api::ErrorCode;
-use otpgate_core::bot::{BotScope, BotVerifier};
+use otpgate_core::bot::{BotCheck, BotScope};
 use otpgate_core::service::ServiceSettings;
 use otpgate_core::{Clock, CodeHasher, SmsProvider, SystemClock, VerificationService};
 use otpgate_sms::demo::DemoInbox;
@@ -189,10 +189,8 @@ impl Application {
     }
 }
 
-/// The bot verifier and where it applies, when `bot_check` is configured.
-type BotCheck = Option<(Arc<dyn BotVerifier>, BotScope)>;
-
-fn bot_check(config: &Config) -> Result<BotCheck, ConfigError> {
+/// The bot verifier, where it is required and what passing it lifts, when `bot_check` is configured.
+fn bot_check(config: &Config) -> Result<Option<BotCheck>, ConfigError> {
     let (Some(kind), Some(secret)) = (config.bot_check.kind, config.bot_check.secret.clone()) else {
         return Ok(None);
     };
@@ -204,7 +202,11 @@ fn bot_check(config: &Config) -> Result<BotCheck, ConfigError> {
     } else {
         BotScope::Countries(required.iter().cloned().collect())
     };
-    Ok(Some((Arc::new(verifier), scope)))
+    Ok(Some(BotCheck {
+        verifier: Arc::new(verifier),
+        required: scope,
+        limit_factor: config.bot_check.passed_limit_factor,
+    }))
 }
 
 fn build_sessions(

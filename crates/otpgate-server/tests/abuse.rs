@@ -430,8 +430,9 @@ async fn send_with_token(app: &TestApp, phone: &str, token: &str) -> Reply {
 #[tokio::test]
 async fn a_passed_bot_check_lifts_a_shared_budget_that_one_attacker_used_up() {
     type Configure = fn(&mut Config);
+    type PhoneFor = fn(u32) -> String;
     // The prefix limit (20 into +1212555xxxx deny the block), a country limit, the tripwire.
-    let cases: Vec<(&str, Configure, fn(u32) -> String, usize)> = vec![
+    let cases: Vec<(&str, Configure, PhoneFor, usize)> = vec![
         ("prefix_send", |c| c.limits.prefix_send.count = 20, |i| format!("+1212555{:04}", 100 + i), 20),
         (
             "country_send",

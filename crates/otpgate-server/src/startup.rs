@@ -286,7 +286,7 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 fn router(state: AppState, config: &Config) -> Router {
     let (api, openapi) = api_router().split_for_parts();
-    let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let openapi_json = Arc::new(deployment_openapi_json(&openapi, config.codes.length));
     let timeout = Duration::from_secs(config.http.request_timeout_secs);
     let index = web::IndexPage::new(config.codes.length, config.http.page_api_base.as_deref());
     api.route(
@@ -319,6 +319,18 @@ fn router(state: AppState, config: &Config) -> Router {
         crate::transport::middleware,
     ))
     .layer(middleware::from_fn(crate::request_id::middleware))
+}
+
+/// The served document describes this deployment: a code has exactly `codes.length` digits
+/// (the wire type allows any length from 4 to 10), so a client generated from it, or a contract
+/// fuzzer, sends what this server accepts.
+fn deployment_openapi_json(openapi: &utoipa::openapi::OpenApi, code_length: usize) -> String {
+    let Ok(mut doc) = serde_json::to_value(openapi) else { return "{}".to_owned() };
+    if let Some(code) = doc.pointer_mut("/components/schemas/CheckVerificationRequest/properties/code") {
+        code["pattern"] = serde_json::Value::from(format!("^[0-9]{{{code_length}}}$"));
+        code["example"] = serde_json::Value::from(&"1234567890"[..code_length.min(10)]);
+    }
+    doc.to_string()
 }
 
 /// Whole-request deadline: a stuck request answers 503 in the API's shape instead of hanging.

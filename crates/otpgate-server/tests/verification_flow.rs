@@ -414,6 +414,20 @@ async fn health_readiness_and_openapi() {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // The document describes this deployment's code length and the idempotency key's syntax.
+    let code = &doc["components"]["schemas"]["CheckVerificationRequest"]["properties"]["code"];
+    assert_eq!(code["pattern"], "^[0-9]{6}$");
+    let eight = spawn_with(|c| c.codes.length = 8, Default::default()).await;
+    let doc = eight.get("/openapi.json").await.json();
+    assert_eq!(doc["components"]["schemas"]["CheckVerificationRequest"]["properties"]["code"]["pattern"], "^[0-9]{8}$");
+    let key = doc["paths"]["/v1/verifications"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!((key["minLength"].as_u64(), key["maxLength"].as_u64()), (Some(1), Some(255)), "{key}");
 }
 
 #[tokio::test]

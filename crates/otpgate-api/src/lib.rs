@@ -18,14 +18,14 @@ pub enum ChannelName {
 #[serde(deny_unknown_fields)]
 pub struct SendVerificationRequest {
     /// E.164 preferred (`+14155550100`); national formats only with a server `default_region`.
-    #[schema(example = "+14155550100", max_length = 64)]
+    #[schema(example = "+14155550100", max_length = 64, pattern = r"^ *\+?[0-9 ().-]+$")]
     pub phone: String,
     /// Default `sms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelName>,
     /// BCP 47 tag picking the message template (`en`, `pt-BR`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "en", max_length = 35)]
+    #[schema(example = "en", max_length = 35, pattern = "^[A-Za-z0-9]{1,8}(-[A-Za-z0-9]{1,8})*$")]
     pub locale: Option<String>,
     /// A bot-check challenge token (Turnstile, hCaptcha, reCAPTCHA), when the server requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,7 +59,7 @@ pub struct VerificationResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckVerificationRequest {
-    #[schema(example = "+14155550100", max_length = 64)]
+    #[schema(example = "+14155550100", max_length = 64, pattern = r"^ *\+?[0-9 ().-]+$")]
     pub phone: String,
     /// Exactly the configured number of ASCII digits, as a JSON string.
     #[schema(example = "123456", pattern = "^[0-9]{4,10}$")]

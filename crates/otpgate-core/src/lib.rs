@@ -26,7 +26,7 @@ pub use code::{Code, CodeDigest, CodeHasher};
 pub use error::OtpError;
 pub use idempotency::{Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken, Reservation, StoredResponse};
 pub use limits::{LimitDecision, LimitRule, LimitScope};
-pub use mask::mask_phone;
+pub use mask::{mask_numbers_in_text, mask_phone};
 pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
 pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};

@@ -56,6 +56,14 @@ pub enum LimitScope {
 }
 
 impl LimitScope {
+    /// Budgets that every sender to a number block or a country shares, so that one attacker
+    /// can use them up for everyone: with a bot check configured, a client that passes it may
+    /// send past them (within a bounded allowance of its own). Not the global budgets: they
+    /// are the spend cap.
+    pub fn is_shared_budget(self) -> bool {
+        matches!(self, LimitScope::PrefixSend | LimitScope::CountrySend | LimitScope::Tripwire)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LimitScope::PhoneSend => "phone_send",

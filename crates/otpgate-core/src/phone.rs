@@ -50,6 +50,11 @@ pub enum NumberKind {
     Pager,
     Uan,
     Voicemail,
+    /// A number of a non-geographic calling code (region `001`): satellite (+881, +870),
+    /// international networks (+882, +883), global freephone and premium rate (+800, +979), …
+    /// Whatever line type the numbering plan gives them, they belong to no country, and they
+    /// are classic destinations of international revenue-share fraud.
+    NonGeographic,
     Unknown,
 }
 
@@ -67,11 +72,12 @@ impl NumberKind {
             NumberKind::Pager => "pager",
             NumberKind::Uan => "uan",
             NumberKind::Voicemail => "voicemail",
+            NumberKind::NonGeographic => "non_geographic",
             NumberKind::Unknown => "unknown",
         }
     }
 
-    pub const ALL: [NumberKind; 12] = [
+    pub const ALL: [NumberKind; 13] = [
         NumberKind::Mobile,
         NumberKind::FixedLine,
         NumberKind::FixedLineOrMobile,
@@ -83,6 +89,7 @@ impl NumberKind {
         NumberKind::Pager,
         NumberKind::Uan,
         NumberKind::Voicemail,
+        NumberKind::NonGeographic,
         NumberKind::Unknown,
     ];
 
@@ -120,6 +127,9 @@ pub struct PhoneNumber {
 /// Longest input we look at; E.164 is at most 15 digits, so 64 characters leave room for
 /// generous formatting and nothing more.
 const MAX_INPUT_LEN: usize = 64;
+
+/// The numbering-plan metadata's "region" of non-geographic calling codes (+800, +870, +881, …).
+const NON_GEOGRAPHIC_REGION: &str = "001";
 
 /// `+` and at most 15 digits (ITU-T E.164).
 const MAX_E164_LEN: usize = 16;
@@ -172,12 +182,13 @@ impl PhoneNumber {
             return Err(PhoneError::NotValid);
         }
         let country_code = u16::try_from(parsed.country_code).map_err(|_| PhoneError::NotValid)?;
-        Ok(PhoneNumber {
-            e164,
-            country_code,
-            region: parsed.get_region_code().map(|r| r.to_string()),
-            kind: NumberKind::from_lib(parsed.get_type()),
-        })
+        let region = parsed.get_region_code().map(|r| r.to_string());
+        let kind = if region.as_deref() == Some(NON_GEOGRAPHIC_REGION) {
+            NumberKind::NonGeographic
+        } else {
+            NumberKind::from_lib(parsed.get_type())
+        };
+        Ok(PhoneNumber { e164, country_code, region, kind })
     }
 
     /// Rebuilds a number from its stored E.164 form (already validated when it was stored).
@@ -312,6 +323,19 @@ mod tests {
         assert_eq!(premium.kind(), NumberKind::PremiumRate);
         let toll_free = PhoneNumber::parse("+18002345678", None).unwrap();
         assert_eq!(toll_free.kind(), NumberKind::TollFree);
+    }
+
+    #[test]
+    fn non_geographic_numbers_are_their_own_kind() {
+        // Example numbers of the numbering plan; the library calls most of them mobile.
+        for number in
+            ["+881612345678", "+870301234567", "+8823421234", "+883510012345", "+80012345678", "+979123456789"]
+        {
+            let p = PhoneNumber::parse(number, None).unwrap();
+            assert_eq!(p.kind(), NumberKind::NonGeographic, "{number}");
+            assert_eq!(p.region(), Some("001"), "{number}");
+        }
+        assert_eq!(PhoneNumber::parse("+447400123456", None).unwrap().kind(), NumberKind::Mobile);
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub struct RegionPolicy {
     pub allow: Option<BTreeSet<String>>,
     /// Never these countries.
     pub deny: BTreeSet<String>,
-    /// Kinds of number that are never a person's phone.
+    /// Kinds of number that are never a person's phone, and non-geographic numbers.
     pub refused_kinds: BTreeSet<NumberKind>,
 }
 
@@ -85,7 +85,9 @@ impl Default for RegionPolicy {
         RegionPolicy {
             allow: None,
             deny: BTreeSet::new(),
-            refused_kinds: [PremiumRate, SharedCost, TollFree, Uan, Pager, Voicemail].into_iter().collect(),
+            refused_kinds: [PremiumRate, SharedCost, TollFree, Uan, Pager, Voicemail, NonGeographic]
+                .into_iter()
+                .collect(),
         }
     }
 }
@@ -200,6 +202,9 @@ mod tests {
         assert!(p.allows(&us));
         assert!(!p.allows(&PhoneNumber::parse("+19002345678", None).unwrap()), "premium rate");
         assert!(!p.allows(&PhoneNumber::parse("+18002345678", None).unwrap()), "toll free");
+        for satellite_or_network in ["+881612345678", "+870301234567", "+8823421234", "+883510012345"] {
+            assert!(!p.allows(&PhoneNumber::parse(satellite_or_network, None).unwrap()), "{satellite_or_network}");
+        }
         let deny = RegionPolicy { deny: ["US".to_owned()].into(), ..RegionPolicy::default() };
         assert!(!deny.allows(&us));
         let allow = RegionPolicy { allow: Some(["GB".to_owned()].into()), ..RegionPolicy::default() };

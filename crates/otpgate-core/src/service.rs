@@ -10,7 +10,7 @@ use tracing::{info, warn};
 
 use std::net::IpAddr;
 
-use crate::bot::{BotScope, BotVerifier};
+use crate::bot::BotCheck;
 use crate::limits::{LimitRule, LimitScope, Rate};
 use crate::privacy;
 use crate::provider::{MessageTemplates, ProviderCheck, ProviderError};
@@ -35,14 +35,8 @@ pub struct ServiceSettings {
     pub webotp_domain: Option<String>,
     /// Message templates per locale.
     pub templates: MessageTemplates,
-    /// The optional bot check on send, and where it applies.
-    pub bot_check: Option<(Arc<dyn BotVerifier>, BotScope)>,
-}
-
-impl std::fmt::Debug for dyn BotVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BotVerifier")
-    }
+    /// The optional bot check on send: where it is required, and what passing it lifts.
+    pub bot_check: Option<BotCheck>,
 }
 
 pub struct VerificationService {
@@ -134,31 +128,39 @@ impl VerificationService {
         rules
     }
 
-    /// Limits taken by every check: failed checks per phone (cleared by a success) and checks
-    /// per client IP.
-    fn check_rules(&self, phone: &PhoneNumber, client_ip: Option<IpAddr>) -> Vec<LimitRule> {
-        let l = &self.settings.policy.limits;
-        let mut rules = Vec::new();
-        if let Some(rate) = l.phone_check_failures {
-            rules.push(LimitRule::new(LimitScope::PhoneCheck, self.phone_check_key(phone), rate));
-        }
-        if let (Some(rate), Some(ip)) = (l.ip_check, client_ip) {
-            let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
-            rules.push(LimitRule::new(LimitScope::IpCheck, key, rate));
-        }
-        rules
+    /// Failed checks per phone (cleared by a success): looked at before every check, taken only
+    /// by a check that compared a code and found it wrong.
+    fn phone_check_rule(&self, phone: &PhoneNumber) -> Option<LimitRule> {
+        let rate = self.settings.policy.limits.phone_check_failures?;
+        Some(LimitRule::new(LimitScope::PhoneCheck, self.phone_check_key(phone), rate))
+    }
+
+    /// Checks per client IP: taken by every check, whatever it finds.
+    fn ip_check_rule(&self, client_ip: Option<IpAddr>) -> Option<LimitRule> {
+        let (rate, ip) = (self.settings.policy.limits.ip_check?, client_ip?);
+        let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
+        Some(LimitRule::new(LimitScope::IpCheck, key, rate))
     }
 
     fn phone_check_key(&self, phone: &PhoneNumber) -> String {
         privacy::phone_limit_key(&self.hasher, "check:phone", phone)
     }
 
-    /// Refuses a send the bot check requires and the client did not pass.
-    async fn bot_check(&self, req: &SendRequest, country: &str) -> Result<(), OtpError> {
-        let Some((verifier, scope)) = &self.settings.bot_check else { return Ok(()) };
-        if !scope.applies_to(country) {
-            return Ok(());
+    /// Refuses a send the bot check requires and the client did not pass; `true` when the
+    /// client passed it (a token is single use: it is never verified twice).
+    async fn required_bot_check(&self, req: &SendRequest, country: &str) -> Result<bool, OtpError> {
+        match &self.settings.bot_check {
+            Some(bot) if bot.required.applies_to(country) => {
+                self.verify_bot_token(bot, req, country).await.map(|()| true)
+            }
+            _ => Ok(false),
         }
+    }
+
+    /// Verifies the request's bot token: `invalid_request` naming `bot_token` when it is
+    /// missing or fails, `provider_unavailable` when the verifier cannot be asked (fail closed).
+    async fn verify_bot_token(&self, bot: &BotCheck, req: &SendRequest, country: &str) -> Result<(), OtpError> {
+        let verifier = &bot.verifier;
         let refused = |outcome: &'static str| {
             warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country);
             metrics::counter!("otpgate_sends_total", "outcome" => outcome, "country" => country.to_owned())
@@ -175,6 +177,60 @@ impl VerificationService {
         }
     }
 
+    /// A send was refused by `denied`. When that is a shared budget (the prefix limit, a
+    /// country limit, the tripwire) and a bot check is configured, one attacker must not be
+    /// able to deny a whole number block or country to everyone: a client that passes the check
+    /// may send (without a token the answer is `invalid_request` naming `bot_token`). What a
+    /// passed check buys is bounded: the send is counted in an allowance of its own per shared
+    /// budget key, `limit_factor` times that budget (so a bot-solving farm cannot pump a block
+    /// or country without end), and it still takes from every other limit (per phone, per IP,
+    /// the global spend cap), all or nothing. Otherwise the refusal stands.
+    async fn send_past_a_shared_budget(
+        &self,
+        req: &SendRequest,
+        country: &str,
+        rules: Vec<LimitRule>,
+        denied: crate::Denied,
+        bot_passed: bool,
+        now: Timestamp,
+    ) -> Result<(), OtpError> {
+        let masked = req.phone.masked();
+        let refuse = |denied: crate::Denied| {
+            security_event_limit(denied.scope, &masked, country, denied.retry_after);
+            Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope })
+        };
+        let bot = match &self.settings.bot_check {
+            Some(bot) if bot.limit_factor > 0 && denied.scope.is_shared_budget() => bot,
+            _ => return refuse(denied),
+        };
+        let (shared, others): (Vec<LimitRule>, Vec<LimitRule>) =
+            rules.into_iter().partition(|rule| rule.scope.is_shared_budget());
+        // A challenge only where passing it can help: the limits it does not lift have room.
+        if let Err(other) = self.limiter.peek(&others, now).await? {
+            return refuse(other);
+        }
+        if !bot_passed {
+            self.verify_bot_token(bot, req, country).await?;
+        }
+        let allowances = shared.into_iter().map(|rule| {
+            let rate = Rate::new(rule.rate.count.saturating_mul(bot.limit_factor), rule.rate.period);
+            LimitRule::new(rule.scope, format!("bot_passed:{}", rule.key), rate)
+        });
+        let lifted: Vec<LimitRule> = others.into_iter().chain(allowances).collect();
+        if let Err(denied) = self.limiter.acquire(&lifted, now).await? {
+            return refuse(denied);
+        }
+        metrics::counter!("otpgate_limit_hits_total", "scope" => denied.scope.as_str()).increment(1);
+        info!(
+            event = "otp.limit",
+            outcome = "lifted_by_bot_check",
+            scope = denied.scope.as_str(),
+            phone = %masked,
+            country = %country,
+        );
+        Ok(())
+    }
+
     pub async fn send(&self, req: SendRequest) -> Result<Sent, OtpError> {
         let masked = req.phone.masked();
         let country = req.phone.region().unwrap_or("ZZ").to_owned();
@@ -189,7 +245,7 @@ impl VerificationService {
                 .increment(1);
             return Err(OtpError::UnsupportedRegion);
         }
-        self.bot_check(&req, &country).await?;
+        let bot_passed = self.required_bot_check(&req, &country).await?;
 
         // The phone's resend cooldown, read first so a refused send uses up no quota.
         let resend_key = privacy::phone_resend_key(&self.hasher, &req.phone);
@@ -200,9 +256,9 @@ impl VerificationService {
         let tripwire = &self.settings.policy.tripwire;
         let tripped =
             test_code.is_none() && tripwire::is_tripped(&*self.limiter, tripwire, &self.tripwire, &country, now).await;
-        if let Err(denied) = self.limiter.acquire(&self.send_rules(&req, &country, tripped), now).await? {
-            security_event_limit(denied.scope, &masked, &country, denied.retry_after);
-            return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
+        let rules = self.send_rules(&req, &country, tripped);
+        if let Err(denied) = self.limiter.acquire(&rules, now).await? {
+            self.send_past_a_shared_budget(&req, &country, rules, denied, bot_passed, now).await?;
         }
         // Taken now; given back below if the send does not happen after all.
         let first_cooldown = self.settings.policy.resend_cooldown;
@@ -330,21 +386,45 @@ impl VerificationService {
         };
         let now = self.clock.now();
         let country = phone.region().unwrap_or("ZZ");
-        if let Err(denied) = self.limiter.acquire(&self.check_rules(phone, client_ip), now).await? {
+        let limited = |denied: crate::Denied| {
             security_event_limit(denied.scope, &phone.masked(), country, denied.retry_after);
             metrics::counter!("otpgate_checks_total", "outcome" => "rate_limited", "country" => country.to_owned())
                 .increment(1);
-            return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
+            Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope })
+        };
+        // A phone locked by failed checks is refused before anything is compared. The lock is
+        // only looked at here: a check counts against its phone below, and only when it compared
+        // a code, so checks against a phone with no live verification (anyone can send them) can
+        // never lock its owner out. Counting after the compare lets checks already past this
+        // look go on being compared; each is still one of its verification's atomically
+        // counted attempts, so at most `max_attempts - 1` guesses pass the lock.
+        let phone_rule = self.phone_check_rule(phone);
+        if let Some(rule) = &phone_rule
+            && let Err(denied) = self.limiter.peek(std::slice::from_ref(rule), now).await?
+        {
+            return limited(denied);
+        }
+        if let Some(rule) = self.ip_check_rule(client_ip)
+            && let Err(denied) = self.limiter.acquire(&[rule], now).await?
+        {
+            return limited(denied);
         }
         let digest = self.hasher.digest(phone, &code);
         let outcome = self.store.check(phone, &digest, now).await?;
-        let (label, result) = match outcome {
-            CheckOutcome::Approved(v) => ("approved", Ok(v)),
-            CheckOutcome::Wrong { attempts_left } => ("wrong", Err(OtpError::InvalidCode { attempts_left })),
-            CheckOutcome::Exhausted => ("locked", Err(OtpError::TooManyAttempts)),
-            CheckOutcome::NotFound => ("not_found", Err(OtpError::VerificationNotFound)),
+        let Checked { label, compared_wrong, result } = match outcome {
+            CheckOutcome::Approved(v) => Checked::new("approved", false, Ok(v)),
+            CheckOutcome::Wrong { attempts_left } => {
+                Checked::new("wrong", true, Err(OtpError::InvalidCode { attempts_left }))
+            }
+            CheckOutcome::Killed => Checked::new("locked", true, Err(OtpError::TooManyAttempts)),
+            CheckOutcome::Exhausted => Checked::new("locked", false, Err(OtpError::TooManyAttempts)),
+            CheckOutcome::NotFound => Checked::new("not_found", false, Err(OtpError::VerificationNotFound)),
             CheckOutcome::Remote(v) => self.check_remote(phone, v, &code, now).await?,
         };
+        if compared_wrong && let Some(rule) = &phone_rule {
+            // Refused means the phone's bucket is already full: it is locked either way.
+            let _ = self.limiter.acquire(std::slice::from_ref(rule), now).await?;
+        }
         if result.is_ok() {
             // A success clears the phone's failure count and feeds the tripwire.
             if let Err(e) = self.limiter.reset(&[self.phone_check_key(phone)]).await {
@@ -371,11 +451,13 @@ impl VerificationService {
         v: Verification,
         code: &Code,
         now: Timestamp,
-    ) -> Result<(&'static str, Result<Verification, OtpError>), OtpError> {
+    ) -> Result<Checked, OtpError> {
         let counted = match self.store.count_attempt(&v.id, now).await? {
             AttemptOutcome::Counted(counted) => counted,
-            AttemptOutcome::Exhausted => return Ok(("locked", Err(OtpError::TooManyAttempts))),
-            AttemptOutcome::NotFound => return Ok(("not_found", Err(OtpError::VerificationNotFound))),
+            AttemptOutcome::Exhausted => return Ok(Checked::new("locked", false, Err(OtpError::TooManyAttempts))),
+            AttemptOutcome::NotFound => {
+                return Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound)));
+            }
         };
         let Some(provider_ref) = counted.provider_ref.as_deref().and_then(|r| r.strip_prefix(REMOTE_PREFIX)) else {
             return Err(OtpError::Internal("a provider-held verification has no provider reference".into()));
@@ -383,30 +465,35 @@ impl VerificationService {
         match self.provider.check(provider_ref, phone, code).await {
             Ok(ProviderCheck::Approved) => {
                 if self.store.approve(&counted.id, now).await? {
-                    Ok(("approved", Ok(Verification { status: VerificationStatus::Approved, ..counted })))
+                    let approved = Verification { status: VerificationStatus::Approved, ..counted };
+                    Ok(Checked::new("approved", false, Ok(approved)))
                 } else {
                     // A concurrent check approved it first.
-                    Ok(("not_found", Err(OtpError::VerificationNotFound)))
+                    Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound)))
                 }
             }
             Ok(ProviderCheck::Wrong) if counted.attempts >= counted.max_attempts => {
                 self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
                 self.cancel_remote(provider_ref).await;
-                Ok(("locked", Err(OtpError::TooManyAttempts)))
+                Ok(Checked::new("locked", true, Err(OtpError::TooManyAttempts)))
             }
             Ok(ProviderCheck::Wrong) => {
-                Ok(("wrong", Err(OtpError::InvalidCode { attempts_left: counted.attempts_left() })))
+                let attempts_left = counted.attempts_left();
+                Ok(Checked::new("wrong", true, Err(OtpError::InvalidCode { attempts_left })))
             }
             Ok(ProviderCheck::TooManyAttempts) => {
                 self.store.finish(&counted.id, VerificationStatus::Dead, now).await?;
-                Ok(("locked", Err(OtpError::TooManyAttempts)))
+                Ok(Checked::new("locked", false, Err(OtpError::TooManyAttempts)))
             }
-            Ok(ProviderCheck::NotFound) => {
-                self.store.finish(&counted.id, VerificationStatus::Expired, now).await?;
-                Ok(("not_found", Err(OtpError::VerificationNotFound)))
-            }
-            // The attempt stays counted: a failing provider must not become a free retry.
-            Err(e) => Ok(("provider_error", Err(map_provider_error(e)))),
+            // Twilio forgets a verification once it approves it, so this may be a check that
+            // raced a concurrent one of the right code whose approval has not reached our store
+            // yet: ending the verification here would refuse that one too, and nobody would get
+            // a session. Nothing is ended; our own expiry ends a verification the provider
+            // dropped, and each check until then still counts an attempt.
+            Ok(ProviderCheck::NotFound) => Ok(Checked::new("not_found", false, Err(OtpError::VerificationNotFound))),
+            // The attempt stays counted: a failing provider must not become a free retry. It does
+            // not count against the phone: an outage must not lock phones.
+            Err(e) => Ok(Checked::new("provider_error", false, Err(map_provider_error(e)))),
         }
     }
 
@@ -427,6 +514,20 @@ impl VerificationService {
             }
         }
         Ok(())
+    }
+}
+
+/// What one check came to: its log and metric label, whether it compared a code and found it
+/// wrong (only such a check counts against its phone), and the answer.
+struct Checked {
+    label: &'static str,
+    compared_wrong: bool,
+    result: Result<Verification, OtpError>,
+}
+
+impl Checked {
+    fn new(label: &'static str, compared_wrong: bool, result: Result<Verification, OtpError>) -> Self {
+        Checked { label, compared_wrong, result }
     }
 }
 

@@ -49,7 +49,10 @@ pub enum CheckOutcome {
     Approved(Verification),
     /// Wrong code, counted; the verification is still live.
     Wrong { attempts_left: u32 },
-    /// Wrong code that used up the last attempt, or the verification was already dead.
+    /// Wrong code that used up the last attempt: compared and counted, and the verification is
+    /// now dead.
+    Killed,
+    /// The verification was already dead: nothing was compared or counted.
     Exhausted,
     /// No live verification for this phone (never started, expired, used, cancelled).
     NotFound,
@@ -180,6 +183,11 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// request refused by one limit does not use up the others). On refusal, answers the rule
     /// with the longest wait.
     async fn acquire(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError>;
+
+    /// What `acquire` would answer now, without taking anything or writing: a read, so a caller
+    /// can refuse early on a limit that it takes from only later, once it knows the request
+    /// counts (a failed check counts against its phone only when a code was compared).
+    async fn peek(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError>;
 
     /// Forgets limit keys (a successful check clears the phone's failure count).
     async fn reset(&self, _keys: &[String]) -> Result<(), StoreError> {

@@ -51,7 +51,9 @@ pub struct Config {
     pub provider: ProviderConfig,
     pub sessions: SessionsConfig,
     /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
-    /// -> `123456` (the first `codes.length` digits of `1234567890`) in development, none in production.
+    /// -> `123456` (the first `codes.length` digits of `1234567890`) in development with the demo
+    /// provider; none with a real provider or in production. Listed numbers exist with a real
+    /// provider too, and each is named (masked) in a warning at start.
     pub test_numbers: Option<BTreeMap<String, String>>,
     pub http: HttpConfig,
     /// Built-in HTTPS (certificate and key files, reloaded when they change).
@@ -323,7 +325,7 @@ pub enum BotCheckKind {
 }
 
 /// The optional bot check on send (a challenge token in the request's `bot_token`).
-#[derive(Clone, Serialize, Deserialize, Default)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BotCheckConfig {
     /// Unset: no bot check.
@@ -331,10 +333,21 @@ pub struct BotCheckConfig {
     /// The verifier's secret key.
     #[serde(serialize_with = "redact")]
     pub secret: Option<SecretString>,
-    /// Where the check is required: `["*"]` for every send, or country codes (`["NG", "ID"]`).
+    /// Where the check is required on every send: `["*"]`, or country codes (`["NG", "ID"]`).
+    /// Empty: asked only of sends that the prefix limit, a country limit or the tripwire refuses.
     pub required_for: Vec<String>,
+    /// A send that passed the check past the prefix limit, a country limit or the tripwire is
+    /// counted in an allowance of its own, this many times that limit (0–1000; 0: a passed
+    /// check lifts nothing and those limits refuse as without a bot check).
+    pub passed_limit_factor: u32,
     /// Override of the verifier's URL (tests point it at loopback).
     pub verify_url: Option<String>,
+}
+
+impl Default for BotCheckConfig {
+    fn default() -> Self {
+        BotCheckConfig { kind: None, secret: None, required_for: Vec::new(), passed_limit_factor: 10, verify_url: None }
+    }
 }
 
 impl std::fmt::Debug for BotCheckConfig {
@@ -343,6 +356,7 @@ impl std::fmt::Debug for BotCheckConfig {
             .field("kind", &self.kind)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("required_for", &self.required_for)
+            .field("passed_limit_factor", &self.passed_limit_factor)
             .field("verify_url", &self.verify_url)
             .finish()
     }
@@ -668,13 +682,16 @@ impl Config {
 
     /// The test numbers in force, normalised to E.164, with their codes.
     pub fn effective_test_numbers(&self) -> Result<BTreeMap<String, Code>, ConfigError> {
+        let demo_only = self.provider_kinds() == [ProviderKind::Demo];
         let configured = match (&self.test_numbers, self.environment) {
             (Some(map), _) => map.clone(),
-            // The default code follows the configured length: 123456 for 6 digits, 1234 for 4.
-            (None, Environment::Development) => {
+            // The default exists only where no message can reach a phone anyway: with a real
+            // provider it would be a public password to whoever knows it (`+15005550006` is
+            // Twilio's documented magic number). The code follows the configured length.
+            (None, Environment::Development) if demo_only => {
                 BTreeMap::from([("+15005550006".to_owned(), "1234567890"[..self.codes.length.min(10)].to_owned())])
             }
-            (None, Environment::Production) => BTreeMap::new(),
+            (None, _) => BTreeMap::new(),
         };
         let mut out = BTreeMap::new();
         for (number, code) in configured {
@@ -758,14 +775,14 @@ impl Config {
             if self.bot_check.secret.is_none() {
                 return Err(bad("bot_check.secret", format!("is required for {kind:?}")));
             }
-            if self.bot_check.required_for.is_empty() {
-                return Err(bad("bot_check.required_for", "must name countries, or [\"*\"] for every send"));
-            }
             for c in &self.bot_check.required_for {
                 if c != "*" && otpgate_core::parse_region(c).is_none() {
                     return Err(bad("bot_check.required_for", format!("`{c}` is not `*` or a region code")));
                 }
             }
+        }
+        if self.bot_check.passed_limit_factor > 1000 {
+            return Err(bad("bot_check.passed_limit_factor", "must be between 0 and 1000"));
         }
         if self.app_name.trim().is_empty() || self.app_name.len() > 40 {
             return Err(bad("app_name", "must be 1 to 40 characters"));
@@ -964,6 +981,36 @@ mod tests {
         assert_eq!(p.limits.ip_check, Some(Rate::new(30, Duration::from_secs(60))));
         let tn = c.effective_test_numbers().unwrap();
         assert_eq!(tn.get("+15005550006").map(|c| c.expose().to_owned()).as_deref(), Some("123456"));
+    }
+
+    #[test]
+    fn the_default_test_number_exists_only_with_the_demo_provider() {
+        let twilio = [
+            ("OTPGATE_PROVIDER__TWILIO__MESSAGING__FROM", "+15005550006"),
+            ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000"), // fake test SID
+            ("OTPGATE_PROVIDER__TWILIO__AUTH_TOKEN", "fake-token"),
+        ];
+        for kind in ["twilio-messaging", "[twilio-messaging]"] {
+            let key = if kind.starts_with('[') { "OTPGATE_PROVIDER__FAILOVER" } else { "OTPGATE_PROVIDER__KIND" };
+            let mut vars = twilio.to_vec();
+            vars.push((key, kind));
+            let c = load(None, &vars).unwrap();
+            assert!(c.effective_test_numbers().unwrap().is_empty(), "{kind}: no default test number");
+            let listed = load(Some("[test_numbers]\n\"+15005550007\" = \"654321\"\n"), &vars).unwrap();
+            let numbers = listed.effective_test_numbers().unwrap();
+            assert_eq!(numbers.keys().collect::<Vec<_>>(), ["+15005550007"], "{kind}: only what is listed");
+        }
+        let demo = load(Some("[provider]\nkind = \"demo\"\n"), &[]).unwrap();
+        assert_eq!(demo.effective_test_numbers().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_bot_check_may_be_required_nowhere() {
+        let c = load(Some("[bot_check]\nkind = \"turnstile\"\nsecret = \"s\"\n"), &[]).unwrap();
+        assert!(c.bot_check.required_for.is_empty());
+        assert_eq!(c.bot_check.passed_limit_factor, 10);
+        let e = load(None, &[("OTPGATE_BOT_CHECK__PASSED_LIMIT_FACTOR", "5000")]).unwrap_err().to_string();
+        assert!(e.contains("bot_check.passed_limit_factor"), "{e}");
     }
 
     #[test]

@@ -52,8 +52,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Parses a whole body as `T`, naming the offending field when there is one.
+/// Parses a whole body as `T`, naming the offending field when there is one. Every request body
+/// of the API is a JSON object: anything else (an array, a string, a number, `null`) is refused
+/// before serde sees it, since serde would read a struct from an array of its field values
+/// (`["rt_…"]` as a refresh token).
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first != Some(&b'{') {
+        let message = if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() {
+            "The request body must be a JSON object."
+        } else {
+            "The request body is not valid JSON."
+        };
+        return Err(ApiError::invalid_request(message));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -117,6 +129,18 @@ mod tests {
             assert!(!e.message.contains("987654") && !e.message.contains("654321"), "{}", e.message);
         }
         assert_eq!(err(r#"{"phone":"+14155550100","code":987654}"#).field, Some("code"));
+    }
+
+    #[test]
+    fn only_a_json_object_is_a_body() {
+        // Serde reads a struct from an array of its field values; the API takes objects only.
+        assert!(parse::<CheckVerificationRequest>(br#"["+14155550100","123456"]"#).is_err());
+        for body in ["[]", r#"["rt_x"]"#, r#""x""#, "1", "null", "true", " [ ] ", "\t\"{}\""] {
+            let e = parse::<otpgate_api::RefreshTokenRequest>(body.as_bytes()).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidRequest, "{body}");
+            assert_eq!(e.message, "The request body must be a JSON object.", "{body}");
+        }
+        assert!(parse::<otpgate_api::RefreshTokenRequest>(b" \n{\"refresh_token\":\"rt_x\"}").is_ok());
     }
 
     #[test]

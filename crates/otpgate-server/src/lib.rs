@@ -17,6 +17,7 @@ pub mod request_id;
 pub mod retention;
 pub mod routes;
 pub mod startup;
+pub mod startup_warnings;
 pub mod store_metrics;
 pub mod stores;
 pub mod telemetry;

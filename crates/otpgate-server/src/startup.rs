@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use otpgate_api::ErrorCode;
-use otpgate_core::bot::{BotScope, BotVerifier};
+use otpgate_core::bot::{BotCheck, BotScope};
 use otpgate_core::service::ServiceSettings;
 use otpgate_core::{Clock, CodeHasher, SmsProvider, SystemClock, VerificationService};
 use otpgate_sms::demo::DemoInbox;
@@ -86,6 +86,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &Config, overrides: Overrides) -> Result<Application, StartError> {
         config.validate()?;
+        crate::startup_warnings::log(config);
         crate::metrics::handle();
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);
@@ -196,10 +197,8 @@ impl Application {
     }
 }
 
-/// The bot verifier and where it applies, when `bot_check` is configured.
-type BotCheck = Option<(Arc<dyn BotVerifier>, BotScope)>;
-
-fn bot_check(config: &Config) -> Result<BotCheck, ConfigError> {
+/// The bot verifier, where it is required and what passing it lifts, when `bot_check` is configured.
+fn bot_check(config: &Config) -> Result<Option<BotCheck>, ConfigError> {
     let (Some(kind), Some(secret)) = (config.bot_check.kind, config.bot_check.secret.clone()) else {
         return Ok(None);
     };
@@ -211,7 +210,11 @@ fn bot_check(config: &Config) -> Result<BotCheck, ConfigError> {
     } else {
         BotScope::Countries(required.iter().cloned().collect())
     };
-    Ok(Some((Arc::new(verifier), scope)))
+    Ok(Some(BotCheck {
+        verifier: Arc::new(verifier),
+        required: scope,
+        limit_factor: config.bot_check.passed_limit_factor,
+    }))
 }
 
 fn build_sessions(
@@ -296,7 +299,7 @@ fn api_router() -> OpenApiRouter<AppState> {
 
 fn router(state: AppState, config: &Config) -> Router {
     let (api, openapi) = api_router().split_for_parts();
-    let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let openapi_json = Arc::new(deployment_openapi_json(&openapi, config.codes.length));
     let timeout = Duration::from_secs(config.http.request_timeout_secs);
     let index = web::IndexPage::new(config.codes.length, config.http.page_api_base.as_deref());
     api.route(
@@ -330,6 +333,18 @@ fn router(state: AppState, config: &Config) -> Router {
         crate::transport::middleware,
     ))
     .layer(middleware::from_fn(crate::request_id::middleware))
+}
+
+/// The served document describes this deployment: a code has exactly `codes.length` digits
+/// (the wire type allows any length from 4 to 10), so a client generated from it, or a contract
+/// fuzzer, sends what this server accepts.
+fn deployment_openapi_json(openapi: &utoipa::openapi::OpenApi, code_length: usize) -> String {
+    let Ok(mut doc) = serde_json::to_value(openapi) else { return "{}".to_owned() };
+    if let Some(code) = doc.pointer_mut("/components/schemas/CheckVerificationRequest/properties/code") {
+        code["pattern"] = serde_json::Value::from(format!("^[0-9]{{{code_length}}}$"));
+        code["example"] = serde_json::Value::from(&"1234567890"[..code_length.min(10)]);
+    }
+    doc.to_string()
 }
 
 /// Whole-request deadline: a stuck request answers 503 in the API's shape instead of hanging.

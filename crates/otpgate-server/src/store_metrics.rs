@@ -118,6 +118,10 @@ impl RateLimiter for TimedRateLimiter {
         timed("acquire", self.0.acquire(rules, now)).await
     }
 
+    async fn peek(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError> {
+        timed("peek", self.0.peek(rules, now)).await
+    }
+
     async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {
         timed("reset", self.0.reset(keys)).await
     }
@@ -229,6 +233,10 @@ mod tests {
             self.hit("acquire");
             Ok(Ok(()))
         }
+        async fn peek(&self, _: &[LimitRule], _: Timestamp) -> Result<Result<(), Denied>, StoreError> {
+            self.hit("peek");
+            Ok(Ok(()))
+        }
         async fn reset(&self, _: &[String]) -> Result<(), StoreError> {
             self.hit("reset");
             Ok(())
@@ -282,6 +290,7 @@ mod tests {
         store.export_phone(&phone, &[]).await.unwrap();
         store.delete_phone(&phone, &[]).await.unwrap();
         limits.acquire(&[], now).await.unwrap().unwrap();
+        limits.peek(&[], now).await.unwrap().unwrap();
         limits.reset(&[]).await.unwrap();
         limits.incr_counter("k", 0, now).await.unwrap();
         assert_eq!(limits.sum_counter("k", 0).await.unwrap(), 7);
@@ -305,6 +314,7 @@ mod tests {
                 "export_phone",
                 "delete_phone",
                 "acquire",
+                "peek",
                 "reset",
                 "incr_counter",
                 "sum_counter",

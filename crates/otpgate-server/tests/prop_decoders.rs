@@ -105,6 +105,18 @@ proptest! {
     }
 
     #[test]
+    fn only_an_object_is_a_request(value in json_value(), phone in "[+0-9]{1,16}", code in "[0-9]{6}", pad in "[ \t\r\n]{0,3}") {
+        // Serde reads a struct from an array of its field values: `["+1…","123456"]` decoded.
+        let shaped = [json!([phone, code]), json!([phone]), json!([code])];
+        for value in shaped.iter().chain(std::iter::once(&value)).filter(|v| !v.is_object()) {
+            let body = format!("{pad}{value}");
+            prop_assert!(parse::<SendVerificationRequest>(body.as_bytes()).is_err(), "{}", body);
+            prop_assert!(parse::<CheckVerificationRequest>(body.as_bytes()).is_err(), "{}", body);
+            prop_assert!(parse::<RefreshTokenRequest>(body.as_bytes()).is_err(), "{}", body);
+        }
+    }
+
+    #[test]
     fn a_duplicate_or_unknown_field_is_refused(phone in "[+0-9]{1,16}", code in "[0-9]{6}", extra in "[a-z_]{1,12}") {
         let dup = format!(r#"{{"phone":"{phone}","code":"{code}","code":"{code}"}}"#);
         let e = parse::<CheckVerificationRequest>(dup.as_bytes()).unwrap_err();

@@ -4,11 +4,14 @@
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use common::*;
 use otpgate_server::config::ProviderKind;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const PHONE: &str = "+14155550188";
 const FAKE_VA: &str = "VA00000000000000000000000000000000"; // fake test SID
@@ -109,6 +112,101 @@ async fn verify_flow_checks_at_twilio_behind_our_own_attempt_cap() {
         calls_to(&twilio, &format!("/Verifications/{FAKE_VE}")).await >= 1,
         "the dead verification was cancelled at Twilio"
     );
+}
+
+/// A Verify service that keeps state like Twilio's: each start makes a new verification whose
+/// code is `RIGHT_CODE`; a check of the right code approves it once, and afterwards (as after a
+/// cancel) Twilio no longer knows it: 404 with code 20404. Wrong codes answer `pending`.
+/// An approval is answered a little later than a 404 (it writes, a 404 only looks up), so a
+/// wrong check that arrives just after the approval gets its 404 back first.
+#[derive(Clone, Default)]
+struct StatefulVerify(Arc<Mutex<HashMap<String, &'static str>>>);
+
+const RIGHT_CODE: &str = "481516";
+
+impl StatefulVerify {
+    async fn start() -> MockServer {
+        let twilio = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(StatefulVerify::default()).mount(&twilio).await;
+        twilio
+    }
+}
+
+impl Respond for StatefulVerify {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut url = request.url.clone();
+        url.set_query(Some(&String::from_utf8_lossy(&request.body)));
+        let form: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        let mut verifications = self.0.lock().unwrap();
+        let not_found = || {
+            ResponseTemplate::new(404).set_body_json(json!({
+                "code": 20404, "message": "The requested resource was not found", "status": 404
+            }))
+        };
+        let path = request.url.path();
+        if path.ends_with("/Verifications") {
+            let sid = format!("VE{:032x}", verifications.len() + 1); // fake test SID
+            verifications.insert(sid.clone(), "pending");
+            return ResponseTemplate::new(201).set_body_json(json!({ "sid": sid, "status": "pending" }));
+        }
+        let sid = form.get("VerificationSid").cloned().or_else(|| path.rsplit('/').next().map(str::to_owned));
+        let Some(status) = sid.as_ref().and_then(|sid| verifications.get_mut(sid)) else { return not_found() };
+        if *status != "pending" {
+            return not_found();
+        }
+        if path.ends_with("/VerificationCheck") {
+            if form.get("Code").map(String::as_str) == Some(RIGHT_CODE) {
+                *status = "approved";
+                return ResponseTemplate::new(200)
+                    .set_body_json(json!({ "sid": sid, "status": "approved" }))
+                    .set_delay(std::time::Duration::from_millis(40));
+            }
+            return ResponseTemplate::new(200).set_body_json(json!({ "sid": sid, "status": "pending" }));
+        }
+        *status = "canceled";
+        ResponseTemplate::new(200).set_body_json(json!({ "sid": sid, "status": "canceled" }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checks_at_twilio_verify_approve_the_right_code_once_with_a_session() {
+    let twilio = StatefulVerify::start().await;
+    let base = twilio.uri();
+    let app = spawn_with(
+        move |c| {
+            no_limits(c);
+            c.provider.kind = Some(ProviderKind::TwilioVerify);
+            c.provider.twilio = Some(twilio_config(&base));
+        },
+        Default::default(),
+    )
+    .await;
+    for trial in 0..50 {
+        let phone = format!("+1415555{:04}", 3000 + trial);
+        let sent = app.send(&phone).await;
+        assert_eq!(sent.status, 201, "{}", sent.text);
+        // One right code and three wrong ones at once: within the cap of 5 attempts.
+        let mut checks = tokio::task::JoinSet::new();
+        for code in [RIGHT_CODE, "111111", "222222", "333333"] {
+            let req =
+                app.client.post(app.url("/v1/verifications/check")).json(&json!({ "phone": phone, "code": code }));
+            checks.spawn(async move {
+                let r = req.send().await.unwrap();
+                (r.status().as_u16(), r.json::<serde_json::Value>().await.unwrap())
+            });
+        }
+        let mut answers = Vec::new();
+        while let Some(answer) = checks.join_next().await {
+            answers.push(answer.unwrap());
+        }
+        let approved: Vec<_> = answers.iter().filter(|(status, _)| *status == 200).collect();
+        assert_eq!(approved.len(), 1, "trial {trial}: exactly one approval: {answers:?}");
+        assert!(approved[0].1["session"]["access_token"].is_string(), "trial {trial}: with a session");
+        for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+            let code = body["error"]["code"].as_str().unwrap_or_default();
+            assert!(["invalid_code", "verification_not_found"].contains(&code), "trial {trial}: {status} {body}");
+        }
+    }
 }
 
 #[tokio::test]

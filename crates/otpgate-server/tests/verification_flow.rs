@@ -346,6 +346,37 @@ async fn transport_errors_follow_the_table() {
 }
 
 #[tokio::test]
+async fn every_json_body_that_is_not_an_object_is_invalid_request() {
+    // `POST /v1/sessions/revoke` with `["rt_…"]` answered 204: serde read the array as the struct.
+    let app = spawn_app().await;
+    let session = {
+        app.send("+15005550006").await;
+        app.check("+15005550006", "123456").await.json()["session"].clone()
+    };
+    let token = session["refresh_token"].as_str().unwrap().to_owned();
+    let bodies = [
+        json!([token]),
+        json!(["+15005550006", "123456"]),
+        json!(["+15005550006"]),
+        json!([]),
+        json!(token),
+        json!(42),
+        json!(true),
+        serde_json::Value::Null,
+        json!([{ "refresh_token": token }]),
+    ];
+    for path in ["/v1/verifications", "/v1/verifications/check", "/v1/sessions/refresh", "/v1/sessions/revoke"] {
+        for body in &bodies {
+            let r = app.post_json(path, body).await;
+            assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_request"), "{path} {body}: {}", r.text);
+        }
+    }
+    // Nothing above took effect: the refresh token still works.
+    let r = app.post_json("/v1/sessions/refresh", &json!({ "refresh_token": token })).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
 async fn unknown_paths_and_methods_answer_in_the_error_shape() {
     let app = spawn_app().await;
     let r = app.get("/v1/nope").await;
@@ -430,6 +461,20 @@ async fn health_readiness_and_openapi() {
         assert!(doc["paths"][path].is_object(), "{path} missing from the OpenAPI document");
     }
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // The document describes this deployment's code length and the idempotency key's syntax.
+    let code = &doc["components"]["schemas"]["CheckVerificationRequest"]["properties"]["code"];
+    assert_eq!(code["pattern"], "^[0-9]{6}$");
+    let eight = spawn_with(|c| c.codes.length = 8, Default::default()).await;
+    let doc = eight.get("/openapi.json").await.json();
+    assert_eq!(doc["components"]["schemas"]["CheckVerificationRequest"]["properties"]["code"]["pattern"], "^[0-9]{8}$");
+    let key = doc["paths"]["/v1/verifications"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .unwrap()["schema"]
+        .clone();
+    assert_eq!((key["minLength"].as_u64(), key["maxLength"].as_u64()), (Some(1), Some(255)), "{key}");
 }
 
 #[tokio::test]

@@ -1,8 +1,10 @@
 //! What both Twilio providers share: Basic auth, one form POST with retries inside a deadline
 //! behind a circuit breaker, and the mapping of Twilio's error codes onto our error table.
 //!
-//! Twilio's own error text goes to the log only (with the phone masked). Every error returned
-//! from here is one of `ProviderError`'s fixed variants, so it cannot leak into a response.
+//! Twilio's own error text goes to the log only, with every number in it masked (its 21211
+//! text quotes the `To` number back): all text from the network passes `mask_numbers_in_text`
+//! before it is logged. Every error returned from here is one of `ProviderError`'s fixed
+//! variants, so it cannot leak into a response.
 //!
 //! Metrics (labels are static names only): `otpgate_provider_request_duration_seconds{provider,op}`
 //! per call that reached the network (retries included), `otpgate_provider_errors_total{provider,kind}`
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
-use otpgate_core::{Clock, ProviderError};
+use otpgate_core::{Clock, ProviderError, mask_numbers_in_text};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -241,7 +243,7 @@ impl TwilioClient {
             })
             .notify(|e, wait| {
                 let why = match e {
-                    Attempt::Connect(why) | Attempt::Lost(why) => why.clone(),
+                    Attempt::Connect(why) | Attempt::Lost(why) => mask_numbers_in_text(why),
                     Attempt::Status(t) => format!("HTTP {}", t.status),
                 };
                 warn!(event = "sms.provider.retry", provider = self.provider, op = ctx.op, reason = %why, wait_ms = wait.as_millis() as u64);
@@ -255,11 +257,14 @@ impl TwilioClient {
             Ok(body) => body,
             Err(Attempt::Status(t)) => return Err(CallError::Twilio(t)),
             Err(Attempt::Connect(why) | Attempt::Lost(why)) => {
+                let why = mask_numbers_in_text(&why);
                 error!(event = "sms.provider.unreachable", provider = self.provider, op = ctx.op, phone = ctx.phone, reason = %why, "Twilio did not answer");
                 return Err(CallError::Transport);
             }
         };
         serde_json::from_slice(&body).map_err(|e| {
+            // serde quotes the values it could not read, and a value can be the number.
+            let e = mask_numbers_in_text(&e.to_string());
             error!(event = "sms.provider.bad_answer", provider = self.provider, op = ctx.op, phone = ctx.phone, error = %e, "Twilio answered 2xx with a body we cannot read");
             CallError::Transport
         })
@@ -326,9 +331,12 @@ impl TwilioClient {
     /// Logs a Twilio error answer: loud when the operator must act, a warning when it is about
     /// one number or one verification.
     pub fn log(&self, t: &TwilioError, class: Class, ctx: Ctx<'_>) {
-        // Twilio's message can quote the number back; it goes to the log only, bounded.
-        let message: String = t.message.chars().take(300).collect();
-        let more_info = t.more_info.as_deref().unwrap_or("");
+        // Twilio's message can quote the number back; it goes to the log only, bounded and
+        // with every number in it masked.
+        let message = mask_numbers_in_text(&t.message.chars().take(300).collect::<String>());
+        let more_info =
+            mask_numbers_in_text(&t.more_info.as_deref().unwrap_or("").chars().take(300).collect::<String>());
+        let more_info = more_info.as_str();
         let class_name = format!("{class:?}");
         match class {
             Class::Operator | Class::Unknown => error!(

@@ -1,4 +1,5 @@
-//! Twilio's own code and text go to the log (for the operator), with the phone masked. A test
+//! Twilio's own code and text go to the log (for the operator), with the phone masked, also
+//! where Twilio's text quotes the number back. A test
 //! binary of its own: it installs the process-wide subscriber, which a thread-local one in a
 //! shared binary cannot replace reliably while other tests run.
 
@@ -10,7 +11,9 @@ use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const TWILIO_TEXT: &str = "Twilio internal wording that must not leak";
+/// Twilio's 21211 text quotes the `To` number back.
+const TWILIO_TEXT: &str = "The 'To' number +14155550100 is not a valid phone number.";
+const LOGGED_TEXT: &str = "The 'To' number +1******0100 is not a valid phone number.";
 
 #[derive(Clone, Default)]
 struct LogSink(Arc<Mutex<Vec<u8>>>);
@@ -38,7 +41,7 @@ async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(400).set_body_json(json!({
-            "code": 21211, "message": TWILIO_TEXT, "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400
+            "code": 21211, "message": TWILIO_TEXT, "more_info": "https://www.twilio.com/docs/errors/21211?To=14155550100", "status": 400
         })))
         .mount(&server)
         .await;
@@ -61,7 +64,7 @@ async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
     assert_eq!(err, ProviderError::InvalidNumber);
     assert!(!err.to_string().contains(TWILIO_TEXT));
     let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("21211") && log.contains(TWILIO_TEXT), "{log}");
+    assert!(log.contains("21211") && log.contains(LOGGED_TEXT), "Twilio's text, its number masked: {log}");
     assert!(log.contains("+1******0100"), "{log}");
     assert!(!log.contains("4155550100"), "the full number must not be logged: {log}");
 }

@@ -116,8 +116,9 @@ pub async fn max_wrong_codes_kill_the_verification(store: Arc<dyn Backend>) {
     for _ in 0..4 {
         assert!(matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Wrong { .. }));
     }
-    assert!(matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Exhausted));
+    assert!(matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Killed), "the last attempt kills it");
     assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::Exhausted), "right code after lockout");
+    assert!(matches!(check(&*store, &p, "000000", T0).await, CheckOutcome::Exhausted), "nothing compared any more");
     // A new send starts a fresh verification.
     assert!(matches!(issue(&*store, &p, "222222", T0).await, IssueOutcome::Created(_)));
     assert!(matches!(check(&*store, &p, "222222", T0).await, CheckOutcome::Approved(_)));
@@ -131,17 +132,19 @@ pub async fn concurrent_wrong_codes_evaluate_at_most_max(store: Arc<dyn Backend>
         let (store, p) = (store.clone(), p.clone());
         tasks.spawn(async move { check(&*store, &p, &format!("{:06}", 900_000 + i), T0).await });
     }
-    let (mut wrong, mut exhausted) = (0, 0);
+    let (mut wrong, mut killed, mut exhausted) = (0, 0, 0);
     while let Some(r) = tasks.join_next().await {
         match r.unwrap() {
             CheckOutcome::Wrong { .. } => wrong += 1,
+            CheckOutcome::Killed => killed += 1,
             CheckOutcome::Exhausted => exhausted += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
     // Exactly max - 1 answers "wrong, try again"; the 5th wrong one killed it; the rest were refused.
     assert_eq!(wrong, 4, "wrong answers");
-    assert_eq!(exhausted, 46);
+    assert_eq!(killed, 1, "one check compared the last attempt");
+    assert_eq!(exhausted, 45);
     assert!(matches!(check(&*store, &p, "123456", T0).await, CheckOutcome::Exhausted));
 }
 
@@ -326,6 +329,41 @@ pub async fn limits_are_all_or_nothing(store: Arc<dyn Backend>) {
     assert!(store.acquire(std::slice::from_ref(&open), T0).await.unwrap().is_err());
 }
 
+/// `peek` answers what `acquire` would, longest wait first, and never takes or writes.
+pub async fn limits_peek_without_taking(store: Arc<dyn Backend>) {
+    let fresh = rule("contract:peek:fresh", 2);
+    for _ in 0..10 {
+        assert!(store.peek(std::slice::from_ref(&fresh), T0).await.unwrap().is_ok());
+    }
+    for _ in 0..2 {
+        assert!(store.acquire(std::slice::from_ref(&fresh), T0).await.unwrap().is_ok(), "peeks took nothing");
+    }
+    let full = store.peek(std::slice::from_ref(&fresh), T0).await.unwrap().unwrap_err();
+    assert_eq!((full.scope, full.retry_after), (LimitScope::PhoneSend, Duration::from_secs(30)));
+    assert!(store.acquire(std::slice::from_ref(&fresh), T0).await.unwrap().is_err());
+    let later = T0.plus(Duration::from_secs(30));
+    assert!(store.peek(std::slice::from_ref(&fresh), later).await.unwrap().is_ok(), "a unit returned");
+    assert!(store.peek(std::slice::from_ref(&fresh), later).await.unwrap().is_ok(), "and is still there");
+    // Several rules: refused when any is full, naming the longest wait; an empty list passes.
+    let other = LimitRule::new(LimitScope::IpCheck, "contract:peek:other", Rate::new(1, Duration::from_secs(600)));
+    assert!(store.acquire(std::slice::from_ref(&other), T0).await.unwrap().is_ok());
+    let both = store.peek(&[fresh.clone(), other.clone()], T0).await.unwrap().unwrap_err();
+    assert_eq!((both.scope, both.retry_after), (LimitScope::IpCheck, Duration::from_secs(600)));
+    assert!(store.peek(&[], T0).await.unwrap().is_ok());
+    // Concurrent peeks of a key with one unit left all see it; only one acquire gets it.
+    let last = rule("contract:peek:last", 1);
+    let mut tasks = JoinSet::new();
+    for _ in 0..20 {
+        let (store, last) = (store.clone(), last.clone());
+        tasks.spawn(async move { store.peek(&[last], T0).await.unwrap().is_ok() });
+    }
+    while let Some(seen) = tasks.join_next().await {
+        assert!(seen.unwrap());
+    }
+    assert!(store.acquire(std::slice::from_ref(&last), T0).await.unwrap().is_ok());
+    assert!(store.acquire(std::slice::from_ref(&last), T0).await.unwrap().is_err());
+}
+
 pub async fn limits_are_atomic_under_concurrency(store: Arc<dyn Backend>) {
     let mut tasks = JoinSet::new();
     for _ in 0..50 {
@@ -415,6 +453,7 @@ macro_rules! contract_tests {
             limits_allow_a_burst_then_refuse_with_retry_after,
             limits_are_all_or_nothing,
             limits_are_atomic_under_concurrency,
+            limits_peek_without_taking,
             remote_codes_count_attempts_and_approve_once,
             concurrent_remote_attempts_never_pass_the_maximum,
             limits_reset_and_counters_add_up,

@@ -394,6 +394,10 @@ impl RateLimiter for Split {
         self.hot.acquire(rules, now).await
     }
 
+    async fn peek(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError> {
+        self.hot.peek(rules, now).await
+    }
+
     async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {
         self.hot.reset(keys).await
     }

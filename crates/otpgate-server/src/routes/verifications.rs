@@ -52,7 +52,7 @@ fn valid_locale(locale: &str) -> bool {
     path = "/v1/verifications",
     tag = "verifications",
     request_body = SendVerificationRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "1–255 printable ASCII characters. A retry with the same key and request within 24 h gets the first answer (with `Idempotent-Replayed: true`) and sends nothing; the same key with another request is `400 invalid_request`.")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\x21-\x7E]([\x20-\x7E]*[\x21-\x7E])?$", description = "1–255 printable ASCII characters. A retry with the same key and request within 24 h gets the first answer (with `Idempotent-Replayed: true`) and sends nothing; the same key with another request is `400 invalid_request`.")),
     responses(
         (status = 201, description = "A new verification", body = VerificationResponse),
         (status = 200, description = "A resend of the phone's live verification (same id)", body = VerificationResponse),

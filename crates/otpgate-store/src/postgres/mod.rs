@@ -350,11 +350,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
-            if dead {
-                CheckOutcome::Exhausted
-            } else {
-                CheckOutcome::Wrong { attempts_left: v.max_attempts - attempts }
-            }
+            if dead { CheckOutcome::Killed } else { CheckOutcome::Wrong { attempts_left: v.max_attempts - attempts } }
         };
         tx.commit().await.map_err(classify)?;
         Ok(outcome)
@@ -620,6 +616,38 @@ impl RateLimiter for PgStore {
             tracing::warn!(error = %e, "could not sweep spent rate-limit rows");
         }
         result
+    }
+
+    async fn peek(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError> {
+        if rules.is_empty() {
+            return Ok(Ok(()));
+        }
+        self.timed(async {
+            let keys: Vec<&str> = rules.iter().map(|r| r.key.as_str()).collect();
+            let rows = sqlx::query("SELECT key, tat FROM rate_limits WHERE key = ANY($1)")
+                .bind(&keys)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+            let mut tats = std::collections::HashMap::with_capacity(rows.len());
+            for row in &rows {
+                let key: String = row.try_get("key").map_err(classify)?;
+                let tat: i64 = row.try_get("tat").map_err(classify)?;
+                tats.insert(key, tat);
+            }
+            let mut denied: Option<Denied> = None;
+            for rule in rules {
+                // As in `acquire_tx`: an arrival time of 0 is a full bucket.
+                let tat = tats.get(&rule.key).copied().filter(|t| *t > 0).map(Timestamp);
+                if let LimitDecision::Deny { retry_after } = gcra(tat, now, rule.rate)
+                    && denied.is_none_or(|d| retry_after > d.retry_after)
+                {
+                    denied = Some(Denied { scope: rule.scope, retry_after });
+                }
+            }
+            Ok(denied.map_or(Ok(()), Err))
+        })
+        .await
     }
 
     async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {

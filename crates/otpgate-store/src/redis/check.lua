@@ -41,7 +41,7 @@ end
 attempts = attempts + 1
 if attempts >= max then
   redis.call('HSET', key, 'attempts', attempts, 'status', 'dead', 'ended', now)
-  return {'exhausted', {}}
+  return {'killed', {}}
 end
 redis.call('HSET', key, 'attempts', attempts)
 return {'wrong', {string.format('%d', max - attempts)}}

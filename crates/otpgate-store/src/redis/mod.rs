@@ -450,6 +450,7 @@ impl VerificationStore for RedisStore {
         match kind.as_str() {
             "approved" => Ok(CheckOutcome::Approved(verification_from_flat(data)?)),
             "wrong" => Ok(CheckOutcome::Wrong { attempts_left: first_number(&data)? as u32 }),
+            "killed" => Ok(CheckOutcome::Killed),
             "exhausted" => Ok(CheckOutcome::Exhausted),
             "notfound" => Ok(CheckOutcome::NotFound),
             // The provider holds this code: nothing was compared or counted here.
@@ -642,6 +643,27 @@ impl RateLimiter for RedisStore {
             self.give_back(group, &now).await?;
         }
         Ok(Err(denied))
+    }
+
+    /// The limit script in its look-only mode, once per slot group on a Cluster: a read, so it
+    /// needs no atomicity across groups.
+    async fn peek(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError> {
+        if rules.is_empty() {
+            return Ok(Ok(()));
+        }
+        let prepared: Vec<Prepared<'_>> = rules.iter().map(|r| Prepared::new(self, r)).collect();
+        let now = self.limit_now(now);
+        let groups: Vec<Vec<&Prepared<'_>>> = match self.conn {
+            Conn::Single(_) => vec![prepared.iter().collect()],
+            Conn::Cluster(_) => prepared.iter().map(|p| vec![p]).collect(),
+        };
+        let mut denied: Option<Denied> = None;
+        for group in &groups {
+            if let Err(d) = self.limit_group(group, &now, false).await? {
+                denied = Some(longer(denied, d));
+            }
+        }
+        Ok(denied.map_or(Ok(()), Err))
     }
 
     async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {

@@ -330,7 +330,7 @@ impl VerificationStore for SqliteStore {
                     params![i64::from(attempts), if dead { "dead" } else { "pending" }, dead, now.0, v.id.as_str()],
                 )?;
                 Ok(if dead {
-                    CheckOutcome::Exhausted
+                    CheckOutcome::Killed
                 } else {
                     CheckOutcome::Wrong { attempts_left: v.max_attempts - attempts }
                 })
@@ -495,6 +495,34 @@ impl RateLimiter for SqliteStore {
                     )?;
                 }
                 Ok(Ok(()))
+            })
+            .await
+    }
+
+    async fn peek(
+        &self,
+        rules: &[otpgate_core::limits::LimitRule],
+        now: Timestamp,
+    ) -> Result<Result<(), Denied>, StoreError> {
+        if rules.is_empty() {
+            return Ok(Ok(()));
+        }
+        let rules = rules.to_vec();
+        self.conn
+            .run(move |conn| {
+                let mut denied: Option<Denied> = None;
+                for rule in &rules {
+                    let tat: Option<i64> = conn
+                        .prepare_cached("SELECT tat FROM rate_limits WHERE key = ?")
+                        .and_then(|mut s| s.query_row(params![rule.key], |row| row.get(0)).optional())
+                        .map_err(classify)?;
+                    if let LimitDecision::Deny { retry_after } = gcra(tat.map(Timestamp), now, rule.rate)
+                        && denied.is_none_or(|d| retry_after > d.retry_after)
+                    {
+                        denied = Some(Denied { scope: rule.scope, retry_after });
+                    }
+                }
+                Ok(denied.map_or(Ok(()), Err))
             })
             .await
     }

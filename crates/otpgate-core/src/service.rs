@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use std::net::IpAddr;
 
 use crate::bot::{BotScope, BotVerifier};
+use crate::client::ClientKey;
 use crate::limits::{LimitRule, LimitScope, Rate};
 use crate::privacy;
 use crate::provider::{MessageTemplates, ProviderCheck, ProviderError};
@@ -122,9 +123,12 @@ impl VerificationService {
         add(LimitScope::GlobalSendHourly, l.global_send_hourly, &|| "send:global:hourly".to_owned());
         add(LimitScope::GlobalSendDaily, l.global_send_daily, &|| "send:global:daily".to_owned());
         if let Some(ip) = req.client_ip {
-            let ip = ip.to_string();
-            add(LimitScope::IpSend, l.ip_send, &|| privacy::limit_key(h, "send:ip", ip.as_bytes()));
-            add(LimitScope::IpSendHourly, l.ip_send_hourly, &|| privacy::limit_key(h, "send:ip:hourly", ip.as_bytes()));
+            // One IPv4 address, or one IPv6 network: a /64 is one client, not 2^64.
+            let client = ClientKey::new(ip, l.ipv6_prefix).to_string();
+            add(LimitScope::IpSend, l.ip_send, &|| privacy::limit_key(h, "send:ip", client.as_bytes()));
+            add(LimitScope::IpSendHourly, l.ip_send_hourly, &|| {
+                privacy::limit_key(h, "send:ip:hourly", client.as_bytes())
+            });
         }
         if tripped {
             let trickle = Some(self.settings.policy.tripwire.trickle);
@@ -142,7 +146,8 @@ impl VerificationService {
             rules.push(LimitRule::new(LimitScope::PhoneCheck, self.phone_check_key(phone), rate));
         }
         if let (Some(rate), Some(ip)) = (l.ip_check, client_ip) {
-            let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
+            let client = ClientKey::new(ip, l.ipv6_prefix).to_string();
+            let key = privacy::limit_key(&self.hasher, "check:ip", client.as_bytes());
             rules.push(LimitRule::new(LimitScope::IpCheck, key, rate));
         }
         rules
@@ -159,7 +164,7 @@ impl VerificationService {
             return Ok(());
         }
         let refused = |outcome: &'static str| {
-            warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country);
+            warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country, client_ip = %ip_field(req.client_ip));
             metrics::counter!("otpgate_sends_total", "outcome" => outcome, "country" => country.to_owned())
                 .increment(1);
             Err(OtpError::InvalidRequest { field: Some("bot_token"), reason: "please complete the challenge first" })
@@ -183,7 +188,7 @@ impl VerificationService {
         }
         let now = self.clock.now();
         if !self.settings.policy.regions.allows(&req.phone) {
-            warn!(event = "otp.send", outcome = "unsupported_region", phone = %masked, country = %country, kind = req.phone.kind().as_str());
+            warn!(event = "otp.send", outcome = "unsupported_region", phone = %masked, country = %country, kind = req.phone.kind().as_str(), client_ip = %ip_field(req.client_ip));
             metrics::counter!("otpgate_sends_total", "outcome" => "unsupported_region", "country" => country.clone())
                 .increment(1);
             return Err(OtpError::UnsupportedRegion);
@@ -191,14 +196,14 @@ impl VerificationService {
         self.bot_check(&req, &country).await?;
 
         if let Some(wait) = self.store.resend_wait(&req.phone, now).await? {
-            security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
+            security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, wait);
             return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
         }
         let tripwire = &self.settings.policy.tripwire;
         let tripped =
             test_code.is_none() && tripwire::is_tripped(&*self.limiter, tripwire, &self.tripwire, &country, now).await;
         if let Err(denied) = self.limiter.acquire(&self.send_rules(&req, &country, tripped), now).await? {
-            security_event_limit(denied.scope, &masked, &country, denied.retry_after);
+            security_event_limit(denied.scope, &masked, &country, req.client_ip, denied.retry_after);
             return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
         }
 
@@ -216,7 +221,7 @@ impl VerificationService {
             IssueOutcome::Resent { verification, .. } => (verification.clone(), false),
             IssueOutcome::Cooldown { retry_after } => {
                 // Lost a race with a concurrent send for the same phone.
-                security_event_limit(LimitScope::ResendCooldown, &masked, &country, *retry_after);
+                security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, *retry_after);
                 return Err(OtpError::RateLimited { retry_after: *retry_after, scope: LimitScope::ResendCooldown });
             }
         };
@@ -263,6 +268,7 @@ impl VerificationService {
                         phone = %masked,
                         country = %country,
                         channel = req.channel.as_str(),
+                        client_ip = %ip_field(req.client_ip),
                     );
                     return Err(map_provider_error(err));
                 }
@@ -282,7 +288,7 @@ impl VerificationService {
         .increment(1);
         info!(
             event = "otp.send",
-            client_ip = req.client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+            client_ip = %ip_field(req.client_ip),
             outcome = if created { "created" } else { "resent" },
             phone = %masked,
             country = %country,
@@ -315,7 +321,7 @@ impl VerificationService {
         let now = self.clock.now();
         let country = phone.region().unwrap_or("ZZ");
         if let Err(denied) = self.limiter.acquire(&self.check_rules(phone, client_ip), now).await? {
-            security_event_limit(denied.scope, &phone.masked(), country, denied.retry_after);
+            security_event_limit(denied.scope, &phone.masked(), country, client_ip, denied.retry_after);
             metrics::counter!("otpgate_checks_total", "outcome" => "rate_limited", "country" => country.to_owned())
                 .increment(1);
             return Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope });
@@ -342,7 +348,7 @@ impl VerificationService {
             outcome = label,
             phone = %phone.masked(),
             country = %country,
-            client_ip = client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+            client_ip = %ip_field(client_ip),
         );
         result
     }
@@ -414,7 +420,13 @@ impl VerificationService {
     }
 }
 
-fn security_event_limit(scope: LimitScope, masked: &str, country: &str, retry_after: Duration) {
+fn security_event_limit(
+    scope: LimitScope,
+    masked: &str,
+    country: &str,
+    client_ip: Option<IpAddr>,
+    retry_after: Duration,
+) {
     metrics::counter!("otpgate_limit_hits_total", "scope" => scope.as_str()).increment(1);
     warn!(
         event = "otp.limit",
@@ -422,8 +434,24 @@ fn security_event_limit(scope: LimitScope, masked: &str, country: &str, retry_af
         scope = scope.as_str(),
         phone = %masked,
         country = %country,
+        client_ip = %ip_field(client_ip),
         retry_after_ms = retry_after.as_millis() as u64,
     );
+}
+
+/// The client's address in a security event (the resolved client, never a proxy), `-` when
+/// unknown.
+fn ip_field(client_ip: Option<IpAddr>) -> impl std::fmt::Display {
+    struct Field(Option<IpAddr>);
+    impl std::fmt::Display for Field {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.0 {
+                Some(ip) => write!(f, "{ip}"),
+                None => f.write_str("-"),
+            }
+        }
+    }
+    Field(client_ip)
 }
 
 fn map_provider_error(err: ProviderError) -> OtpError {

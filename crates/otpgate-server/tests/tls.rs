@@ -255,6 +255,9 @@ fn production(dir: &tempfile::TempDir) -> Config {
     config.sessions.keys_file = Some(keys);
     config.provider.kind = Some(ProviderKind::Demo);
     config.dangerously_allow_demo_provider_in_production = true;
+    // Production serves metrics on an admin listener (127.0.0.1:9090 by default): a free port
+    // here, so tests running side by side do not collide.
+    config.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     config
 }
 

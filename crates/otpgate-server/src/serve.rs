@@ -217,6 +217,20 @@ pub struct ServeOptions {
     pub name: &'static str,
 }
 
+/// Connections the kernel holds for `accept` (capped by `net.core.somaxconn`). The standard
+/// library's 128 overflows under a burst of a few hundred connections, and the kernel then
+/// drops or resets connections — real clients' too — before the caps here ever see them.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listening socket with a backlog deep enough for connection bursts.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // Restart without waiting out TIME_WAIT, as the standard library does.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, closes
 /// connections that have not sent a request yet, lets requests in flight finish, and returns
 /// when every connection is closed.
@@ -331,24 +345,45 @@ struct Activity {
     changed: Instant,
 }
 
+/// A connection's `Activity`, and a wake-up for its watchdog whenever it changes.
+struct Watched {
+    activity: Mutex<Activity>,
+    changed: tokio::sync::Notify,
+}
+
+impl Watched {
+    fn new(opened: Instant) -> Arc<Watched> {
+        let activity = Activity { in_flight: 0, started: 0, changed: opened };
+        Arc::new(Watched { activity: Mutex::new(activity), changed: tokio::sync::Notify::new() })
+    }
+
+    fn update<T>(&self, f: impl FnOnce(&mut Activity) -> T) -> T {
+        f(&mut self.activity.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
 /// A request counted in its connection's `Activity` until it drops.
-struct InFlight(Arc<Mutex<Activity>>);
+struct InFlight(Arc<Watched>);
 
 impl InFlight {
-    fn enter(activity: &Arc<Mutex<Activity>>) -> InFlight {
-        let mut a = activity.lock().unwrap_or_else(|e| e.into_inner());
-        a.in_flight += 1;
-        a.started += 1;
-        a.changed = Instant::now();
-        InFlight(activity.clone())
+    fn enter(watched: &Arc<Watched>) -> InFlight {
+        watched.update(|a| {
+            a.in_flight += 1;
+            a.started += 1;
+            a.changed = Instant::now();
+        });
+        watched.changed.notify_one();
+        InFlight(watched.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let mut a = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        a.in_flight -= 1;
-        a.changed = Instant::now();
+        self.0.update(|a| {
+            a.in_flight -= 1;
+            a.changed = Instant::now();
+        });
+        self.0.changed.notify_one();
     }
 }
 
@@ -358,9 +393,9 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let opened = Instant::now();
-    let activity = Arc::new(Mutex::new(Activity { in_flight: 0, started: 0, changed: opened }));
+    let watched = Watched::new(opened);
     let router = shared.router.clone();
-    let counted = activity.clone();
+    let counted = watched.clone();
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         // What `into_make_service_with_connect_info` would add: handlers read the peer from it.
         req.extensions_mut().insert(ConnectInfo(peer));
@@ -377,46 +412,52 @@ where
     let edge = &shared.edge;
     let mut shutting_down = false;
     loop {
-        let (deadline, verdict) = {
-            let a = activity.lock().unwrap_or_else(|e| e.into_inner());
-            if a.started == 0 {
-                (opened + edge.header_read_timeout, Closed::HeaderTimeout)
-            } else if a.in_flight > 0 {
-                // The request deadline bounds a request; look again later.
-                (Instant::now() + edge.keep_alive_timeout, Closed::Idle)
-            } else {
-                (a.changed + edge.keep_alive_timeout, Closed::Idle)
+        // What to wait for now: the first request's head, or (between requests) the next one.
+        let (deadline, first) = watched.update(|a| match (a.started, a.in_flight) {
+            (0, _) => (Some(opened + edge.header_read_timeout), true),
+            // A request in flight is bounded by the request deadline, not by this watchdog.
+            (_, 1..) => (None, false),
+            (_, 0) => (Some(a.changed + edge.keep_alive_timeout), false),
+        });
+        let expired = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
             }
         };
         tokio::select! {
             _ = conn.as_mut() => return,
+            // A request started or finished: the deadline moves.
+            () = watched.changed.notified() => {}
             _ = stop.wait_for(|stopped| *stopped), if !shutting_down => {
-                if activity.lock().unwrap_or_else(|e| e.into_inner()).started == 0 {
+                if watched.update(|a| a.started) == 0 {
                     return; // nothing asked yet, nothing to finish
                 }
                 conn.as_mut().graceful_shutdown();
                 shutting_down = true;
             }
-            () = tokio::time::sleep_until(deadline) => {
-                let a = activity.lock().unwrap_or_else(|e| e.into_inner());
+            () = expired => {
+                // A request may have started since the deadline was read.
                 let now = Instant::now();
-                match verdict {
-                    Closed::HeaderTimeout if a.started == 0 => {
-                        Closed::HeaderTimeout.record();
-                        return;
-                    }
-                    Closed::Idle if a.in_flight == 0 && now >= a.changed + edge.keep_alive_timeout => {
-                        drop(a);
-                        if shutting_down {
-                            // Asked to finish and still open a whole idle period later.
-                            return Closed::Idle.record();
-                        }
-                        Closed::Idle.record();
-                        conn.as_mut().graceful_shutdown();
-                        shutting_down = true;
-                    }
-                    _ => {}
+                let still = watched.update(|a| match first {
+                    true => a.started == 0,
+                    false => a.in_flight == 0 && now >= a.changed + edge.keep_alive_timeout,
+                });
+                if !still {
+                    continue;
                 }
+                if first {
+                    return Closed::HeaderTimeout.record();
+                }
+                Closed::Idle.record();
+                if shutting_down {
+                    // Asked to finish and still open a whole idle period later.
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+                shutting_down = true;
+                // Give it one more idle period to say goodbye (HTTP/2 GOAWAY), then drop it.
+                watched.update(|a| a.changed = Instant::now());
             }
         }
     }

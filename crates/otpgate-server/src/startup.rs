@@ -150,11 +150,11 @@ impl Application {
         sweeper.clone().spawn(config.retention.interval(), Arc::downgrade(&alive));
 
         let addr = config.listen_addr()?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+        let listener = crate::serve::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
         let admin = match admin_addr {
             Some(addr) => {
-                let admin = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+                let admin = crate::serve::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
                 let bound = admin.local_addr().map_err(|source| StartError::Listen { addr, source })?;
                 Some((admin, admin_router(state), bound))
             }

@@ -40,7 +40,7 @@ impl Ipv6Prefix {
         }
     }
 
-    pub fn len(self) -> u8 {
+    pub fn bits(self) -> u8 {
         self.0
     }
 }
@@ -64,9 +64,9 @@ impl ClientKey {
         match canonical_ip(ip) {
             IpAddr::V4(v4) => ClientKey::V4(v4),
             IpAddr::V6(v6) => {
-                let len = u32::from(prefix.len());
+                let len = u32::from(prefix.bits());
                 let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
-                ClientKey::V6(Ipv6Addr::from(u128::from(v6) & mask), prefix.len())
+                ClientKey::V6(Ipv6Addr::from(u128::from(v6) & mask), prefix.bits())
             }
         }
     }

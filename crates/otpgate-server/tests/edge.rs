@@ -328,7 +328,7 @@ fn the_edge_keys_load_with_their_defaults_and_bad_values_are_named() {
     let defaults = load(&[]).unwrap();
     let h = &defaults.http;
     assert_eq!(h.client_ip_header, otpgate_server::client_ip::ClientIpHeader::XForwardedFor);
-    assert_eq!(h.ipv6_prefix_len.len(), 64);
+    assert_eq!(h.ipv6_prefix_len.bits(), 64);
     assert_eq!((h.header_read_timeout_secs, h.max_header_bytes, h.keep_alive_timeout_secs), (5, 16 * 1024, 5));
     assert_eq!((h.max_connections, h.max_connections_per_ip), (4096, 64));
     assert_eq!((defaults.tls.handshake_timeout_secs, defaults.tls.max_handshakes_per_ip), (3, 16));
@@ -340,7 +340,7 @@ fn the_edge_keys_load_with_their_defaults_and_bad_values_are_named() {
     ])
     .unwrap();
     assert_eq!(set.http.client_ip_header, otpgate_server::client_ip::ClientIpHeader::Forwarded);
-    assert_eq!((set.http.ipv6_prefix_len.len(), set.http.max_header_bytes), (56, 32768));
+    assert_eq!((set.http.ipv6_prefix_len.bits(), set.http.max_header_bytes), (56, 32768));
 
     for (key, value, named) in [
         ("OTPGATE_HTTP__CLIENT_IP_HEADER", "x-client-ip", "http.client_ip_header"),

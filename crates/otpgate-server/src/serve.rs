@@ -426,7 +426,15 @@ where
             }
         };
         tokio::select! {
-            _ = conn.as_mut() => return,
+            ended = conn.as_mut() => {
+                // hyper's own HTTP/1.1 header deadline, on a later request of the connection.
+                if let Err(e) = ended
+                    && e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout)
+                {
+                    Closed::HeaderTimeout.record();
+                }
+                return;
+            }
             // A request started or finished: the deadline moves.
             () = watched.changed.notified() => {}
             _ = stop.wait_for(|stopped| *stopped), if !shutting_down => {

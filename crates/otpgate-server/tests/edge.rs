@@ -208,7 +208,11 @@ async fn closed_within_half(read: &mut tokio::net::tcp::ReadHalf<'_>) -> Option<
 
 #[tokio::test]
 async fn silent_connections_are_closed_after_the_header_timeout() {
-    let app = app(|c| c.http.header_read_timeout_secs = 1).await;
+    let app = app(|c| {
+        c.http.header_read_timeout_secs = 1;
+        c.http.keep_alive_timeout_secs = 30;
+    })
+    .await;
     let to = addr(&app);
     // Nothing at all; the HTTP/2 preface and nothing after it; half a request head.
     let mut silent = connect_from(3, to).await;
@@ -216,8 +220,21 @@ async fn silent_connections_are_closed_after_the_header_timeout() {
     preface.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
     let mut half = connect_from(3, to).await;
     half.write_all(b"GET /healthz HTTP/1.1\r\nhost: otpgate\r\n").await.unwrap();
+    // A second request on a kept-alive connection, its head never finished.
+    let mut second = connect_from(3, to).await;
+    second.write_all(b"GET /healthz HTTP/1.1\r\nhost: otpgate\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = timeout(Duration::from_secs(1), second.read(&mut buf)).await.unwrap().unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    second.write_all(b"GET /healthz HTTP/1.1\r\nhost: otpgate\r\n").await.unwrap();
     let started = Instant::now();
-    for (name, stream) in [("silent", &mut silent), ("h2 preface", &mut preface), ("half a head", &mut half)] {
+    let streams = [
+        ("silent", &mut silent),
+        ("h2 preface", &mut preface),
+        ("half a head", &mut half),
+        ("half a second head", &mut second),
+    ];
+    for (name, stream) in streams {
         assert!(closed_within(stream, Duration::from_secs(3)).await.is_some(), "{name} still open");
     }
     let took = started.elapsed();

@@ -5,7 +5,8 @@
 # the normal client's latency. BENCHMARKS.md records a run and this command.
 #
 #   bench/flood.sh                      # DURATION=20 SLOW=500 IDLE=500 TLS_SLOW=200 TLS_IDLE=600
-#   OTPGATE_BIN=/path/to/otpgate bench/flood.sh   # another build (e.g. an older one) instead
+#   SERVER_BIN=/path/to/otpgate bench/flood.sh   # another build (e.g. an older one) instead
+#   KEEP_WORK=1 bench/flood.sh                    # keep the configs, certificate and server log
 #
 # Four runs, each on a fresh server: plain and TLS, with the flood from 50 loopback addresses
 # (127.0.0.2-51, under the per-address caps: the deadlines must end it) and from one address
@@ -23,9 +24,9 @@ TLS_PORT=${TLS_PORT:-18543}
 command -v openssl >/dev/null || { echo "openssl is needed" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is needed" >&2; exit 1; }
 
-if [[ -z "${OTPGATE_BIN:-}" ]]; then
+if [[ -z "${SERVER_BIN:-}" ]]; then
   cargo build --release -q -p otpgate
-  OTPGATE_BIN=target/release/otpgate
+  SERVER_BIN=target/release/otpgate
 fi
 cargo build --release -q -p otpgate-bench --example flood
 flood=target/release/examples/flood
@@ -36,12 +37,26 @@ work=$(mktemp -d)
 server=""
 cleanup() {
   [[ -n "$server" ]] && kill "$server" 2>/dev/null || true
-  rm -rf "$work"
+  [[ -n "${KEEP_WORK:-}" ]] || rm -rf "$work"
 }
 trap cleanup EXIT
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=localhost" \
-  -addext "subjectAltName=DNS:localhost" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+# A leaf certificate for localhost (rustls refuses a CA certificate as a server's own).
+cat >"$work/cert.cnf" <<EOF
+[req]
+distinguished_name = dn
+x509_extensions = leaf
+prompt = no
+[dn]
+CN = localhost
+[leaf]
+subjectAltName = DNS:localhost
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+EOF
+openssl req -x509 -config "$work/cert.cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 
 # Only keys every version knows: the new edge keys keep their defaults. Per-IP send limits
 # off, so the normal client's sends measure the edge, not a 429.
@@ -73,12 +88,12 @@ wait_up() { # url [curl options]
   return 1
 }
 
-echo "otpgate: $OTPGATE_BIN ($("$OTPGATE_BIN" --version))"
+echo "otpgate: $SERVER_BIN ($("$SERVER_BIN" --version))"
 rows=()
 for mode in plain tls; do
   for sources in 50 1; do
     file=$(config "$mode")
-    "$OTPGATE_BIN" serve --config "$file" >"$work/server.log" 2>&1 &
+    "$SERVER_BIN" serve --config "$file" >"$work/server.log" 2>&1 &
     server=$!
     if [[ $mode == tls ]]; then
       wait_up "https://localhost:$TLS_PORT/healthz" --cacert "$work/cert.pem" --resolve "localhost:$TLS_PORT:127.0.0.1"

@@ -62,8 +62,9 @@ pub async fn middleware(State(resolver): State<Arc<ClientIpResolver>>, mut req: 
         request_id = %id,
         method = %req.method(),
         path = %req.uri().path(),
-        client_ip = client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
-        peer = peer.map(|p| p.to_string()).as_deref().unwrap_or("-"),
+        // Formatted only when a subscriber records the span; absent without connection info.
+        client_ip = client_ip.map(tracing::field::display),
+        peer = peer.map(tracing::field::display),
     );
     // The route template (`/v1/verifications/{id}`), never the raw path: a label must not carry
     // ids or anything else a client chose.

@@ -345,20 +345,18 @@ struct Activity {
     changed: Instant,
 }
 
-/// A connection's `Activity`, and a wake-up for its watchdog whenever it changes.
-struct Watched {
-    activity: Mutex<Activity>,
-    changed: tokio::sync::Notify,
-}
+/// A connection's `Activity`, shared by its requests and its watchdog. The watchdog is not
+/// woken by requests (two wake-ups per request cost ~15% of a send's throughput): it looks at
+/// the activity when its own deadline comes, at least every `keep_alive_timeout`.
+struct Watched(Mutex<Activity>);
 
 impl Watched {
     fn new(opened: Instant) -> Arc<Watched> {
-        let activity = Activity { in_flight: 0, started: 0, changed: opened };
-        Arc::new(Watched { activity: Mutex::new(activity), changed: tokio::sync::Notify::new() })
+        Arc::new(Watched(Mutex::new(Activity { in_flight: 0, started: 0, changed: opened })))
     }
 
     fn update<T>(&self, f: impl FnOnce(&mut Activity) -> T) -> T {
-        f(&mut self.activity.lock().unwrap_or_else(|e| e.into_inner()))
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -372,7 +370,6 @@ impl InFlight {
             a.started += 1;
             a.changed = Instant::now();
         });
-        watched.changed.notify_one();
         InFlight(watched.clone())
     }
 }
@@ -383,7 +380,29 @@ impl Drop for InFlight {
             a.in_flight -= 1;
             a.changed = Instant::now();
         });
-        self.0.changed.notify_one();
+    }
+}
+
+/// What the watchdog does when it wakes at `now`.
+enum Verdict {
+    /// Look again then.
+    Sleep(Instant),
+    /// The first request's head is late: close.
+    HeaderTimeout,
+    /// No request for a whole keep-alive period: shut down.
+    Idle,
+}
+
+fn verdict(a: &Activity, opened: Instant, now: Instant, edge: &EdgeSettings) -> Verdict {
+    // Never sleep longer than one idle period, so the idle deadline is never overslept.
+    let look_again = |at: Instant| Verdict::Sleep(at.min(now + edge.keep_alive_timeout));
+    match (a.started, a.in_flight) {
+        (0, _) if now >= opened + edge.header_read_timeout => Verdict::HeaderTimeout,
+        (0, _) => look_again(opened + edge.header_read_timeout),
+        // A request in flight is bounded by the request deadline, not by this watchdog.
+        (_, 1..) => look_again(now + edge.keep_alive_timeout),
+        (_, 0) if now >= a.changed + edge.keep_alive_timeout => Verdict::Idle,
+        (_, 0) => look_again(a.changed + edge.keep_alive_timeout),
     }
 }
 
@@ -410,22 +429,15 @@ where
     let conn = shared.builder.serve_connection(io, service);
     tokio::pin!(conn);
     let edge = &shared.edge;
+    let watchdog = tokio::time::sleep_until(opened + edge.header_read_timeout.min(edge.keep_alive_timeout));
+    tokio::pin!(watchdog);
+    let stopped = stop.wait_for(|stopped| *stopped);
+    tokio::pin!(stopped);
     let mut shutting_down = false;
     loop {
-        // What to wait for now: the first request's head, or (between requests) the next one.
-        let (deadline, first) = watched.update(|a| match (a.started, a.in_flight) {
-            (0, _) => (Some(opened + edge.header_read_timeout), true),
-            // A request in flight is bounded by the request deadline, not by this watchdog.
-            (_, 1..) => (None, false),
-            (_, 0) => (Some(a.changed + edge.keep_alive_timeout), false),
-        });
-        let expired = async {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
+            // The connection first: it is what wakes this task for nearly every poll.
+            biased;
             ended = conn.as_mut() => {
                 // hyper's own HTTP/1.1 header deadline, on a later request of the connection.
                 if let Err(e) = ended
@@ -435,37 +447,29 @@ where
                 }
                 return;
             }
-            // A request started or finished: the deadline moves.
-            () = watched.changed.notified() => {}
-            _ = stop.wait_for(|stopped| *stopped), if !shutting_down => {
+            _ = &mut stopped, if !shutting_down => {
                 if watched.update(|a| a.started) == 0 {
                     return; // nothing asked yet, nothing to finish
                 }
                 conn.as_mut().graceful_shutdown();
                 shutting_down = true;
             }
-            () = expired => {
-                // A request may have started since the deadline was read.
+            () = &mut watchdog => {
                 let now = Instant::now();
-                let still = watched.update(|a| match first {
-                    true => a.started == 0,
-                    false => a.in_flight == 0 && now >= a.changed + edge.keep_alive_timeout,
-                });
-                if !still {
-                    continue;
+                match watched.update(|a| verdict(a, opened, now, edge)) {
+                    Verdict::Sleep(at) => watchdog.as_mut().reset(at),
+                    Verdict::HeaderTimeout => return Closed::HeaderTimeout.record(),
+                    // Asked to finish and still open a whole idle period later: drop it.
+                    Verdict::Idle if shutting_down => return,
+                    Verdict::Idle => {
+                        Closed::Idle.record();
+                        conn.as_mut().graceful_shutdown();
+                        shutting_down = true;
+                        // One more idle period to say goodbye (HTTP/2 GOAWAY), then dropped.
+                        watched.update(|a| a.changed = now);
+                        watchdog.as_mut().reset(now + edge.keep_alive_timeout);
+                    }
                 }
-                if first {
-                    return Closed::HeaderTimeout.record();
-                }
-                Closed::Idle.record();
-                if shutting_down {
-                    // Asked to finish and still open a whole idle period later.
-                    return;
-                }
-                conn.as_mut().graceful_shutdown();
-                shutting_down = true;
-                // Give it one more idle period to say goodbye (HTTP/2 GOAWAY), then drop it.
-                watched.update(|a| a.changed = Instant::now());
             }
         }
     }

@@ -20,6 +20,8 @@
 //! (`http.max_connections_per_ip`; an IPv6 client is its `http.ipv6_prefix_len` network, trusted
 //! proxies are exempt). Past a cap a new connection is closed as soon as it is accepted: never
 //! queued, so the accept loop always moves and a real client gets in as soon as a slot is free.
+//! The listening sockets get a deep accept backlog (`bind`), so a burst of connections waits for
+//! this loop instead of being dropped or reset by the kernel first.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -81,8 +81,8 @@ impl EdgeSettings {
         if self.max_connections == 0 {
             return bad("http.max_connections", "must be positive");
         }
-        if !(1..=self.max_connections).contains(&self.max_connections_per_ip) {
-            return bad("http.max_connections_per_ip", "must be between 1 and `http.max_connections`");
+        if self.max_connections_per_ip == 0 {
+            return bad("http.max_connections_per_ip", "must be positive");
         }
         Ok(())
     }
@@ -532,7 +532,7 @@ mod tests {
             (&|e: &mut EdgeSettings| e.header_read_timeout = Duration::ZERO, "http.header_read_timeout_secs"),
             (&|e: &mut EdgeSettings| e.keep_alive_timeout = Duration::from_secs(301), "http.keep_alive_timeout_secs"),
             (&|e: &mut EdgeSettings| e.max_connections = 0, "http.max_connections"),
-            (&|e: &mut EdgeSettings| e.max_connections_per_ip = 5000, "http.max_connections_per_ip"),
+            (&|e: &mut EdgeSettings| e.max_connections_per_ip = 0, "http.max_connections_per_ip"),
         ] {
             let mut e = ok.clone();
             edit(&mut e);

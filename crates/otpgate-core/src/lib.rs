@@ -3,6 +3,7 @@
 //! never the other way round.
 
 pub mod bot;
+pub mod client;
 pub mod clock;
 pub mod code;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod tripwire;
 pub mod verification;
 
+pub use client::{ClientKey, Ipv6Prefix};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use code::{Code, CodeDigest, CodeHasher};
 pub use error::OtpError;

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::client::Ipv6Prefix;
 use crate::limits::Rate;
 use crate::{NumberKind, PhoneNumber};
 
@@ -44,6 +45,8 @@ pub struct LimitSet {
     pub phone_check_failures: Option<Rate>,
     /// Checks per client IP (one IP guessing across many phones).
     pub ip_check: Option<Rate>,
+    /// How the per-IP limits group IPv6 clients (see `ClientKey`).
+    pub ipv6_prefix: Ipv6Prefix,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -64,6 +67,7 @@ impl Default for LimitSet {
             global_send_daily: Some(Rate::new(100_000, DAY)),
             phone_check_failures: Some(Rate::new(20, HOUR)),
             ip_check: Some(Rate::new(30, MINUTE)),
+            ipv6_prefix: Ipv6Prefix::DEFAULT,
         }
     }
 }

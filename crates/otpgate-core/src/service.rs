@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use std::net::IpAddr;
 
 use crate::bot::BotCheck;
+use crate::client::ClientKey;
 use crate::limits::{LimitRule, LimitScope, Rate};
 use crate::privacy;
 use crate::provider::{MessageTemplates, ProviderCheck, ProviderError};
@@ -117,9 +118,12 @@ impl VerificationService {
         add(LimitScope::GlobalSendHourly, l.global_send_hourly, &|| "send:global:hourly".to_owned());
         add(LimitScope::GlobalSendDaily, l.global_send_daily, &|| "send:global:daily".to_owned());
         if let Some(ip) = req.client_ip {
-            let ip = ip.to_string();
-            add(LimitScope::IpSend, l.ip_send, &|| privacy::limit_key(h, "send:ip", ip.as_bytes()));
-            add(LimitScope::IpSendHourly, l.ip_send_hourly, &|| privacy::limit_key(h, "send:ip:hourly", ip.as_bytes()));
+            // One IPv4 address, or one IPv6 network: a /64 is one client, not 2^64.
+            let client = ClientKey::new(ip, l.ipv6_prefix).to_string();
+            add(LimitScope::IpSend, l.ip_send, &|| privacy::limit_key(h, "send:ip", client.as_bytes()));
+            add(LimitScope::IpSendHourly, l.ip_send_hourly, &|| {
+                privacy::limit_key(h, "send:ip:hourly", client.as_bytes())
+            });
         }
         if tripped {
             let trickle = Some(self.settings.policy.tripwire.trickle);
@@ -138,7 +142,8 @@ impl VerificationService {
     /// Checks per client IP: taken by every check, whatever it finds.
     fn ip_check_rule(&self, client_ip: Option<IpAddr>) -> Option<LimitRule> {
         let (rate, ip) = (self.settings.policy.limits.ip_check?, client_ip?);
-        let key = privacy::limit_key(&self.hasher, "check:ip", ip.to_string().as_bytes());
+        let client = ClientKey::new(ip, self.settings.policy.limits.ipv6_prefix).to_string();
+        let key = privacy::limit_key(&self.hasher, "check:ip", client.as_bytes());
         Some(LimitRule::new(LimitScope::IpCheck, key, rate))
     }
 
@@ -162,7 +167,7 @@ impl VerificationService {
     async fn verify_bot_token(&self, bot: &BotCheck, req: &SendRequest, country: &str) -> Result<(), OtpError> {
         let verifier = &bot.verifier;
         let refused = |outcome: &'static str| {
-            warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country);
+            warn!(event = "otp.send", outcome, phone = %req.phone.masked(), country = %country, client_ip = %ip_field(req.client_ip));
             metrics::counter!("otpgate_sends_total", "outcome" => outcome, "country" => country.to_owned())
                 .increment(1);
             Err(OtpError::InvalidRequest { field: Some("bot_token"), reason: "please complete the challenge first" })
@@ -196,7 +201,7 @@ impl VerificationService {
     ) -> Result<(), OtpError> {
         let masked = req.phone.masked();
         let refuse = |denied: crate::Denied| {
-            security_event_limit(denied.scope, &masked, country, denied.retry_after);
+            security_event_limit(denied.scope, &masked, country, req.client_ip, denied.retry_after);
             Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope })
         };
         let bot = match &self.settings.bot_check {
@@ -240,7 +245,7 @@ impl VerificationService {
         }
         let now = self.clock.now();
         if !self.settings.policy.regions.allows(&req.phone) {
-            warn!(event = "otp.send", outcome = "unsupported_region", phone = %masked, country = %country, kind = req.phone.kind().as_str());
+            warn!(event = "otp.send", outcome = "unsupported_region", phone = %masked, country = %country, kind = req.phone.kind().as_str(), client_ip = %ip_field(req.client_ip));
             metrics::counter!("otpgate_sends_total", "outcome" => "unsupported_region", "country" => country.clone())
                 .increment(1);
             return Err(OtpError::UnsupportedRegion);
@@ -250,7 +255,7 @@ impl VerificationService {
         // The phone's resend cooldown, read first so a refused send uses up no quota.
         let resend_key = privacy::phone_resend_key(&self.hasher, &req.phone);
         if let Some(wait) = resend::current_wait(&*self.limiter, &resend_key, now).await? {
-            security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
+            security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, wait);
             return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
         }
         let tripwire = &self.settings.policy.tripwire;
@@ -266,7 +271,7 @@ impl VerificationService {
             Ok(slot) => slot,
             Err(wait) => {
                 // Lost a race with a concurrent send for the same phone.
-                security_event_limit(LimitScope::ResendCooldown, &masked, &country, wait);
+                security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, wait);
                 return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
             }
         };
@@ -292,7 +297,7 @@ impl VerificationService {
             IssueOutcome::Cooldown { retry_after } => {
                 // Lost a race with a concurrent send for the same phone.
                 resend::give_back(&*self.limiter, &slot, now).await;
-                security_event_limit(LimitScope::ResendCooldown, &masked, &country, *retry_after);
+                security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, *retry_after);
                 return Err(OtpError::RateLimited { retry_after: *retry_after, scope: LimitScope::ResendCooldown });
             }
         };
@@ -340,6 +345,7 @@ impl VerificationService {
                         phone = %masked,
                         country = %country,
                         channel = req.channel.as_str(),
+                        client_ip = %ip_field(req.client_ip),
                     );
                     return Err(map_provider_error(err));
                 }
@@ -359,7 +365,7 @@ impl VerificationService {
         .increment(1);
         info!(
             event = "otp.send",
-            client_ip = req.client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+            client_ip = %ip_field(req.client_ip),
             outcome = if created { "created" } else { "resent" },
             phone = %masked,
             country = %country,
@@ -387,7 +393,7 @@ impl VerificationService {
         let now = self.clock.now();
         let country = phone.region().unwrap_or("ZZ");
         let limited = |denied: crate::Denied| {
-            security_event_limit(denied.scope, &phone.masked(), country, denied.retry_after);
+            security_event_limit(denied.scope, &phone.masked(), country, client_ip, denied.retry_after);
             metrics::counter!("otpgate_checks_total", "outcome" => "rate_limited", "country" => country.to_owned())
                 .increment(1);
             Err(OtpError::RateLimited { retry_after: denied.retry_after, scope: denied.scope })
@@ -438,7 +444,7 @@ impl VerificationService {
             outcome = label,
             phone = %phone.masked(),
             country = %country,
-            client_ip = client_ip.map(|ip| ip.to_string()).as_deref().unwrap_or("-"),
+            client_ip = %ip_field(client_ip),
         );
         result
     }
@@ -531,7 +537,13 @@ impl Checked {
     }
 }
 
-fn security_event_limit(scope: LimitScope, masked: &str, country: &str, retry_after: Duration) {
+fn security_event_limit(
+    scope: LimitScope,
+    masked: &str,
+    country: &str,
+    client_ip: Option<IpAddr>,
+    retry_after: Duration,
+) {
     metrics::counter!("otpgate_limit_hits_total", "scope" => scope.as_str()).increment(1);
     warn!(
         event = "otp.limit",
@@ -539,8 +551,24 @@ fn security_event_limit(scope: LimitScope, masked: &str, country: &str, retry_af
         scope = scope.as_str(),
         phone = %masked,
         country = %country,
+        client_ip = %ip_field(client_ip),
         retry_after_ms = retry_after.as_millis() as u64,
     );
+}
+
+/// The client's address in a security event (the resolved client, never a proxy), `-` when
+/// unknown.
+fn ip_field(client_ip: Option<IpAddr>) -> impl std::fmt::Display {
+    struct Field(Option<IpAddr>);
+    impl std::fmt::Display for Field {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.0 {
+                Some(ip) => write!(f, "{ip}"),
+                None => f.write_str("-"),
+            }
+        }
+    }
+    Field(client_ip)
 }
 
 fn map_provider_error(err: ProviderError) -> OtpError {

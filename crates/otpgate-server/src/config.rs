@@ -248,7 +248,7 @@ impl LimitsConfig {
         ]
     }
 
-    fn set(&self) -> otpgate_core::LimitSet {
+    fn set(&self, ipv6_prefix: otpgate_core::Ipv6Prefix) -> otpgate_core::LimitSet {
         otpgate_core::LimitSet {
             phone_send: self.phone_send.rate(),
             phone_send_hourly: self.phone_send_hourly.rate(),
@@ -261,6 +261,7 @@ impl LimitsConfig {
             global_send_daily: self.global_send_daily.rate(),
             phone_check_failures: self.phone_check_failures.rate(),
             ip_check: self.ip_check.rate(),
+            ipv6_prefix,
         }
     }
 }
@@ -430,10 +431,36 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Whole-request deadline, in seconds.
     pub request_timeout_secs: u64,
-    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` / `Forwarded` headers are
-    /// believed; the client is the right-most address not in this list. Empty: the socket peer
-    /// is the client and forwarding headers are ignored.
+    /// Proxies (IP addresses or CIDR ranges) whose `client_ip_header` is believed; the client
+    /// is the right-most address in it not in this list. Empty: the socket peer is the client
+    /// and forwarding headers are ignored.
     pub trusted_proxies: Vec<String>,
+    /// The one header the trusted proxies write the client's address into:
+    /// `x-forwarded-for`, `forwarded` (RFC 7239) or `x-real-ip`. Every other forwarding header
+    /// is ignored (a client can send any of them through a proxy that does not manage it).
+    pub client_ip_header: crate::client_ip::ClientIpHeader,
+    /// Leading bits of an IPv6 address that name one client, for per-IP limits and connection
+    /// caps (32–128; a /64 is one LAN).
+    pub ipv6_prefix_len: otpgate_core::Ipv6Prefix,
+    /// Longest a client may take to send a request's headers, counted from the moment the
+    /// connection opens (or finishes its TLS handshake) or the previous answer was sent (1–60).
+    pub header_read_timeout_secs: u64,
+    /// Largest request head (request line and headers) in bytes, 8192–1048576; larger ones get
+    /// `431` and the connection is closed.
+    pub max_header_bytes: usize,
+    /// A connection with no request in flight and no bytes moving is closed after this many
+    /// seconds (1–300).
+    pub keep_alive_timeout_secs: u64,
+    /// Open connections (TLS handshakes included) at once; past it a new connection is closed
+    /// as soon as it is accepted.
+    pub max_connections: usize,
+    /// Open connections per client address (an IPv4 address or an IPv6 `ipv6_prefix_len`
+    /// network) at once; past it a new one is closed at once. Trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// Where `/metrics` and the detailed `/readyz` are served (`"127.0.0.1:9090"`); when set,
+    /// the public listener answers `/metrics` with 404 and `/readyz` with its status only.
+    /// Unset: `127.0.0.1:9090` in production, nothing in development (all on `listen`).
+    pub admin_listen: Option<SocketAddr>,
     /// Origins (`https://app.example.com`) whose pages may call the API (CORS). Empty: no CORS.
     pub cors_allowed_origins: Vec<String>,
     /// Where the sign-in page served at `/` sends its API calls; unset: this server. Its origin
@@ -518,8 +545,16 @@ impl Default for HttpConfig {
             body_limit_bytes: 4096,
             request_timeout_secs: 10,
             trusted_proxies: Vec::new(),
+            client_ip_header: crate::client_ip::ClientIpHeader::default(),
+            ipv6_prefix_len: otpgate_core::Ipv6Prefix::DEFAULT,
+            header_read_timeout_secs: 5,
+            max_header_bytes: 16 * 1024,
+            keep_alive_timeout_secs: 5,
+            max_connections: 4096,
+            max_connections_per_ip: 64,
             cors_allowed_origins: Vec::new(),
             page_api_base: None,
+            admin_listen: None,
         }
     }
 }
@@ -529,6 +564,11 @@ impl Default for LogConfig {
         LogConfig { format: LogFormat::Auto, level: "info".into() }
     }
 }
+
+/// `http.admin_listen` in production when it is not set: loopback only, for a local Prometheus
+/// agent or a sidecar.
+pub const DEFAULT_PRODUCTION_ADMIN_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9090);
 
 /// A configuration that cannot be used; the message names the key.
 #[derive(Debug, thiserror::Error)]
@@ -659,7 +699,7 @@ impl Config {
             code_ttl: Duration::from_secs(self.codes.ttl_secs),
             max_attempts: self.codes.max_attempts,
             resend_cooldown: Duration::from_secs(self.codes.resend_cooldown_secs),
-            limits: self.limits.set(),
+            limits: self.limits.set(self.http.ipv6_prefix_len),
             regions: otpgate_core::RegionPolicy {
                 allow: self.regions.allow.as_ref().map(|a| a.iter().cloned().collect()),
                 deny: self.regions.deny.iter().cloned().collect(),
@@ -710,6 +750,32 @@ impl Config {
             self.messages.iter().map(|(l, t)| (l.as_str(), t.as_str())),
         )
         .map_err(|e| bad("messages", e))
+    }
+
+    /// Where `/metrics` and the detailed `/readyz` are served, if anywhere (see
+    /// `HttpConfig::admin_listen`).
+    pub fn admin_listen(&self) -> Option<SocketAddr> {
+        self.http.admin_listen.or_else(|| self.is_production().then_some(DEFAULT_PRODUCTION_ADMIN_LISTEN))
+    }
+
+    /// The connection-level limits of the listeners (deadlines, sizes, caps).
+    pub fn edge(&self) -> crate::serve::EdgeSettings {
+        let h = &self.http;
+        crate::serve::EdgeSettings {
+            header_read_timeout: Duration::from_secs(h.header_read_timeout_secs),
+            max_header_bytes: h.max_header_bytes,
+            keep_alive_timeout: Duration::from_secs(h.keep_alive_timeout_secs),
+            max_connections: h.max_connections,
+            max_connections_per_ip: h.max_connections_per_ip,
+            ipv6_prefix: h.ipv6_prefix_len,
+            tls_handshake_timeout: Duration::from_secs(self.tls.handshake_timeout_secs),
+            max_tls_handshakes_per_ip: self.tls.max_handshakes_per_ip,
+        }
+    }
+
+    /// How requests' client addresses are found (trusted proxies and the header they write).
+    pub fn client_ip_resolver(&self) -> Result<crate::client_ip::ClientIpResolver, ConfigError> {
+        Ok(crate::client_ip::ClientIpResolver::new(self.trusted_proxies()?, self.http.client_ip_header))
     }
 
     pub fn trusted_proxies(&self) -> Result<crate::client_ip::TrustedProxies, ConfigError> {
@@ -793,6 +859,7 @@ impl Config {
         if self.http.request_timeout_secs == 0 {
             return Err(bad("http.request_timeout_secs", "must be positive"));
         }
+        self.edge().validate()?;
         for origin in &self.http.cors_allowed_origins {
             crate::cors::check_origin(origin).map_err(|e| bad("http.cors_allowed_origins", e))?;
         }

@@ -16,6 +16,7 @@ pub mod redact;
 pub mod request_id;
 pub mod retention;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod startup_warnings;
 pub mod store_metrics;

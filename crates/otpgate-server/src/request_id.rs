@@ -1,13 +1,20 @@
 //! Request ids: every request gets one (a sane `X-Request-Id` from a proxy is kept), it is echoed
 //! in the `X-Request-Id` response header, put on the request's log span, and available to error
 //! bodies through a task-local, so an error can always be quoted back to the operator.
+//!
+//! The client's address is resolved here too, once per request (`client_ip`): the span carries
+//! it as `client_ip` next to the socket `peer`, and handlers read it through `ClientIp`.
 
-use axum::extract::{ConnectInfo, MatchedPath, Request};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
 use std::net::SocketAddr;
 use tracing::Instrument;
+
+use crate::client_ip::{ClientIp, ClientIpResolver};
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -37,7 +44,7 @@ pub fn generate() -> String {
     (0..26).rev().map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize])).collect()
 }
 
-pub async fn middleware(mut req: Request, next: Next) -> Response {
+pub async fn middleware(State(resolver): State<Arc<ClientIpResolver>>, mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get(HEADER)
@@ -47,13 +54,17 @@ pub async fn middleware(mut req: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         req.headers_mut().insert(HEADER, value);
     }
-    let client_ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client_ip = peer.map(|peer| resolver.client_ip(peer.ip(), req.headers()));
+    req.extensions_mut().insert(ClientIp(client_ip));
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
         path = %req.uri().path(),
-        client_ip = client_ip.as_deref().unwrap_or("-"),
+        // Formatted only when a subscriber records the span; absent without connection info.
+        client_ip = client_ip.map(tracing::field::display),
+        peer = peer.map(tracing::field::display),
     );
     // The route template (`/v1/verifications/{id}`), never the raw path: a label must not carry
     // ids or anything else a client chose.

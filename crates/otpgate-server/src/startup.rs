@@ -78,6 +78,10 @@ pub struct Application {
     local_addr: SocketAddr,
     /// Set when otpgate terminates TLS itself (`[tls]`).
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// `/metrics` and the detailed `/readyz`, when `http.admin_listen` is in force.
+    admin: Option<(TcpListener, Router, SocketAddr)>,
+    edge: crate::serve::EdgeSettings,
+    trusted_proxies: crate::client_ip::TrustedProxies,
     sweeper: crate::retention::Sweeper,
     /// Background tasks (the retention sweeper) end when the application is gone.
     _alive: Arc<()>,
@@ -141,10 +145,10 @@ impl Application {
             provider,
             inbox,
             default_region: config.region()?,
-            trusted_proxies: config.trusted_proxies()?,
             idempotency: Some(crate::stores::idempotency(config, &stores, &clock)),
         }));
-        let router = router(state, config);
+        let admin_addr = config.admin_listen();
+        let router = router(state.clone(), config, admin_addr.is_some())?;
         if let Some(sessions) = &sessions {
             spawn_key_reloader(Arc::downgrade(sessions), config.keys_file()?);
         }
@@ -155,9 +159,27 @@ impl Application {
         sweeper.clone().spawn(config.retention.interval(), Arc::downgrade(&alive));
 
         let addr = config.listen_addr()?;
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+        let listener = crate::serve::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
-        Ok(Application { listener, router, local_addr, tls, sweeper, _alive: alive })
+        let admin = match admin_addr {
+            Some(addr) => {
+                let admin = crate::serve::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
+                let bound = admin.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+                Some((admin, admin_router(state), bound))
+            }
+            None => None,
+        };
+        Ok(Application {
+            listener,
+            router,
+            local_addr,
+            tls,
+            admin,
+            edge: config.edge(),
+            trusted_proxies: config.trusted_proxies()?,
+            sweeper,
+            _alive: alive,
+        })
     }
 
     /// The retention sweeper of this application (tests run it with a moved clock).
@@ -178,22 +200,51 @@ impl Application {
         self.local_addr.port()
     }
 
+    /// Where `/metrics` and the detailed `/readyz` are served, when `http.admin_listen` is in
+    /// force.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|(_, _, addr)| *addr)
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        match self.tls {
-            None => {
-                tracing::info!(addr = %self.local_addr, "otpgate listening (http)");
-                axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await
+        use crate::serve::{ServeOptions, serve};
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stopped| *stopped).await;
             }
-            Some(tls) => {
-                tracing::info!(addr = %self.local_addr, "otpgate listening (https)");
-                // `tap_io` only so axum's `ConnectInfo<SocketAddr>` applies to this listener type.
-                let listener =
-                    axum::serve::ListenerExt::tap_io(crate::tls::TlsListener::new(self.listener, tls)?, |_| {});
-                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        };
+        let admin = self.admin.map(|(listener, router, addr)| {
+            tracing::info!(addr = %addr, "otpgate admin listening (http: /metrics, /readyz, /healthz)");
+            let options = ServeOptions {
+                edge: self.edge.clone(),
+                tls: None,
+                trusted_proxies: self.trusted_proxies.clone(),
+                name: "admin",
+            };
+            tokio::spawn(serve(listener, router, options, stopped()))
+        });
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %self.local_addr, "otpgate listening ({scheme})");
+        let options =
+            ServeOptions { edge: self.edge, tls: self.tls, trusted_proxies: self.trusted_proxies, name: "public" };
+        let public = serve(self.listener, self.router, options, stopped());
+        tokio::pin!(public);
+        let mut shutdown = std::pin::pin!(shutdown);
+        let result = tokio::select! {
+            result = &mut public => result,
+            () = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                public.await
             }
+        };
+        let _ = stop_tx.send(true);
+        if let Some(admin) = admin {
+            admin.await.map_err(std::io::Error::other)??;
         }
+        result
     }
 }
 
@@ -297,42 +348,64 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::routes::sms::status_callback))
 }
 
-fn router(state: AppState, config: &Config) -> Router {
+/// The admin listener's routes: metrics and readiness with its reasons, for Prometheus and the
+/// operator's probes, off the public port.
+fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(crate::metrics::render))
+        .route("/readyz", get(ops::readyz))
+        .route("/healthz", get(ops::healthz))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(axum::Extension(ops::ReadinessDetail::Reasons))
+        .layer(middleware::from_fn(security_headers))
+}
+
+fn router(state: AppState, config: &Config, admin_elsewhere: bool) -> Result<Router, ConfigError> {
     let (api, openapi) = api_router().split_for_parts();
     let openapi_json = Arc::new(deployment_openapi_json(&openapi, config.codes.length));
     let timeout = Duration::from_secs(config.http.request_timeout_secs);
     let index = web::IndexPage::new(config.codes.length, config.http.page_api_base.as_deref());
-    api.route(
-        "/openapi.json",
-        get(move || {
-            let json = openapi_json.clone();
-            async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()) }
-        }),
-    )
-    .route("/metrics", get(crate::metrics::render))
-    .route("/", index.route())
-    .route("/app.js", get(web::app_js))
-    .route("/otpgate.js", get(web::client_js))
-    .route("/app.css", get(web::app_css))
-    .fallback(not_found)
-    .method_not_allowed_fallback(method_not_allowed)
-    .with_state(state)
-    .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
-    .layer(CatchPanicLayer::custom(|_| {
-        tracing::error!("a handler panicked");
-        ApiError::internal().into_response()
-    }))
-    .layer(middleware::from_fn_with_state(timeout, deadline))
-    .layer(middleware::from_fn(security_headers))
-    .layer(middleware::from_fn_with_state(
-        crate::cors::Cors::new(&config.http.cors_allowed_origins),
-        crate::cors::middleware,
-    ))
-    .layer(middleware::from_fn_with_state(
-        Arc::new(crate::transport::Transport::from_config(config)),
-        crate::transport::middleware,
-    ))
-    .layer(middleware::from_fn(crate::request_id::middleware))
+    let api: Router = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let json = openapi_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json.as_str().to_owned()) }
+            }),
+        )
+        .route("/", index.route())
+        .route("/app.js", get(web::app_js))
+        .route("/otpgate.js", get(web::client_js))
+        .route("/app.css", get(web::app_css))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    // With an admin listener, the public port keeps no metrics and only says ready or not:
+    // limit hits and tripwire state would let an SMS pumper tune its traffic.
+    let api = if admin_elsewhere {
+        api.layer(axum::Extension(ops::ReadinessDetail::StatusOnly))
+    } else {
+        api.route("/metrics", get(crate::metrics::render)).layer(axum::Extension(ops::ReadinessDetail::Reasons))
+    };
+    Ok(api
+        .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            ApiError::internal().into_response()
+        }))
+        .layer(middleware::from_fn_with_state(timeout, deadline))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            crate::cors::Cors::new(&config.http.cors_allowed_origins),
+            crate::cors::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(crate::transport::Transport::from_config(config)),
+            crate::transport::middleware,
+        ))
+        .layer(middleware::from_fn_with_state(Arc::new(config.client_ip_resolver()?), crate::request_id::middleware)))
 }
 
 /// The served document describes this deployment: a code has exactly `codes.length` digits

@@ -8,12 +8,11 @@
 //! open keep their certificate, and a pair that fails to load (a half-written renewal) leaves the
 //! old one in place until the next look.
 //!
-//! Handshakes run in their own tasks (bounded, with a deadline), so a slow or silent client
-//! never holds up `accept` for everyone else.
+//! Handshakes run in each connection's own task with a deadline (`tls.handshake_timeout_secs`)
+//! and a cap per client address (`tls.max_handshakes_per_ip`); see `serve`. A silent or slow
+//! client never holds up `accept` for everyone else.
 
 use std::fmt;
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, SystemTime};
@@ -23,15 +22,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// Longest a client may take to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Handshakes in flight at once; more wait in the kernel's accept queue.
-const MAX_HANDSHAKES: usize = 512;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -185,88 +175,6 @@ pub fn spawn_reloader(cert: &Arc<ReloadingCert>, interval: Duration) {
     });
 }
 
-/// A listener for `axum::serve` that yields finished TLS connections.
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local_addr: SocketAddr,
-    acceptor_task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> io::Result<TlsListener> {
-        let local_addr = listener.local_addr()?;
-        let acceptor = TlsAcceptor::from(config);
-        let (tx, rx) = mpsc::channel(64);
-        let acceptor_task = tokio::spawn(accept_loop(listener, acceptor, tx));
-        Ok(TlsListener { rx, local_addr, acceptor_task })
-    }
-}
-
-impl Drop for TlsListener {
-    /// Dropping the listener (graceful shutdown) closes the socket: no new connections.
-    fn drop(&mut self) {
-        self.acceptor_task.abort();
-    }
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    tx: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-) {
-    let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-    loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else { return };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) if is_connection_error(&e) => continue,
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let _ = tx.send((stream, peer)).await;
-                }
-                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!("TLS handshake timed out"),
-            }
-        });
-    }
-}
-
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-    )
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(accepted) => accepted,
-            // The accept loop only ends when the listener is dropped; never here.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
-}
-
 /// `[tls]`: built-in HTTPS. Both files or neither.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -278,11 +186,24 @@ pub struct TlsConfig {
     /// How often the two files are looked at for a renewed certificate (1–3600 s); SIGHUP
     /// reloads at once.
     pub reload_interval_secs: u64,
+    /// Longest a client may take to finish its TLS handshake (1–60 s); past it the connection
+    /// is closed.
+    pub handshake_timeout_secs: u64,
+    /// TLS handshakes in progress per client address (an IPv4 address or an IPv6
+    /// `http.ipv6_prefix_len` network); past it a new connection from there is closed at once.
+    /// Trusted proxies are exempt.
+    pub max_handshakes_per_ip: usize,
 }
 
 impl Default for TlsConfig {
     fn default() -> Self {
-        TlsConfig { cert_file: None, key_file: None, reload_interval_secs: 5 }
+        TlsConfig {
+            cert_file: None,
+            key_file: None,
+            reload_interval_secs: 5,
+            handshake_timeout_secs: 3,
+            max_handshakes_per_ip: 16,
+        }
     }
 }
 
@@ -300,6 +221,12 @@ impl TlsConfig {
         }
         if !(1..=3600).contains(&self.reload_interval_secs) {
             return Err("config key `tls.reload_interval_secs`: must be between 1 and 3600".into());
+        }
+        if !(1..=60).contains(&self.handshake_timeout_secs) {
+            return Err("config key `tls.handshake_timeout_secs`: must be between 1 and 60".into());
+        }
+        if self.max_handshakes_per_ip == 0 {
+            return Err("config key `tls.max_handshakes_per_ip`: must be positive".into());
         }
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! Built-in HTTPS against self-signed certificates made at test time (rcgen): the API works over
 //! TLS (HTTP/2 by ALPN, HSTS on every answer), production refuses plain HTTP on a public address,
-//! and a replaced certificate is served to new connections without the listener ever closing.
+//! a replaced certificate is served to new connections without the listener ever closing, and
+//! connections that never send a ClientHello neither keep a real client waiting nor outlive the
+//! handshake deadline.
 
 mod common;
 
@@ -89,6 +91,14 @@ async fn connect(
     roots: &[&TestCert],
     alpn: &[&[u8]],
 ) -> (tokio_rustls::client::TlsStream<TcpStream>, CertificateDer<'static>) {
+    connect_over(TcpStream::connect(addr).await.unwrap(), roots, alpn).await
+}
+
+async fn connect_over(
+    tcp: TcpStream,
+    roots: &[&TestCert],
+    alpn: &[&[u8]],
+) -> (tokio_rustls::client::TlsStream<TcpStream>, CertificateDer<'static>) {
     let mut store = rustls::RootCertStore::empty();
     for cert in roots {
         store.add(cert.der.clone()).unwrap();
@@ -100,7 +110,6 @@ async fn connect(
             .with_root_certificates(store)
             .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = TcpStream::connect(addr).await.unwrap();
     let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -255,6 +264,9 @@ fn production(dir: &tempfile::TempDir) -> Config {
     config.sessions.keys_file = Some(keys);
     config.provider.kind = Some(ProviderKind::Demo);
     config.dangerously_allow_demo_provider_in_production = true;
+    // Production serves metrics on an admin listener (127.0.0.1:9090 by default): a free port
+    // here, so tests running side by side do not collide.
+    config.http.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     config
 }
 
@@ -331,4 +343,93 @@ async fn bad_certificate_files_stop_the_start_naming_the_key() {
     std::fs::write(dir.path().join("key.pem"), &b.key_pem).unwrap();
     let err = Application::build(&config, Overrides::default()).await.err().expect("mismatch").to_string();
     assert!(err.contains("tls.key_file") && !err.contains("PRIVATE KEY"), "{err}");
+}
+
+/// A TCP connection to `to` from the loopback address 127.0.0.`from` (loopback is a whole /8,
+/// so each attacker address here is its own client, as on the internet).
+async fn connect_from(from: u8, to: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from(([127, 0, 0, from], 0))).unwrap();
+    socket.connect(to).await.unwrap_or_else(|e| panic!("connect from 127.0.0.{from}: {e}"))
+}
+
+/// Whether the server closed `stream` within `wait` (a read ends: EOF or reset).
+async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(tokio::time::timeout(wait, stream.read(&mut buf)).await, Ok(Ok(0) | Err(_)))
+}
+
+#[tokio::test]
+async fn six_hundred_silent_connections_do_not_keep_an_https_client_waiting() {
+    const SILENT: usize = 600;
+    let limit = otpgate_server::serve::raise_fd_limit().unwrap_or(u64::MAX);
+    assert!(limit >= 2 * SILENT as u64 + 256, "this test needs more open files than the hard limit {limit} allows");
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert("otpgate flood");
+    install(&cert, dir.path());
+    let mut config = tls_config(&dir);
+    config.tls.handshake_timeout_secs = 2;
+    let server = run(&config).await;
+
+    // 600 connections that never send a ClientHello, from 60 addresses (10 each: under the
+    // per-address handshake cap, so every one of them is held until the deadline).
+    let mut silent = Vec::new();
+    for i in 0..SILENT {
+        silent.push(connect_from(100 + (i % 60) as u8, server.addr).await);
+    }
+    let opened = Instant::now();
+    let client = https_client(&cert, server.addr);
+    let url = format!("https://localhost:{}/healthz", server.addr.port());
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = tokio::time::timeout(Duration::from_secs(1), client.get(&url).send())
+            .await
+            .expect("an HTTPS client is answered within 1 s")
+            .expect("HTTPS request");
+        assert_eq!(reply.status(), 200);
+        eprintln!("HTTPS /healthz with {SILENT} silent connections open: {:?}", started.elapsed());
+    }
+    let mut still_open = 0;
+    for stream in &mut silent {
+        still_open += usize::from(!closed_within(stream, Duration::from_millis(1)).await);
+    }
+    assert!(opened.elapsed() < Duration::from_secs(2) && still_open == SILENT, "held, not shed: {still_open} open");
+
+    // The handshake deadline (2 s here) closes every one of them.
+    for stream in &mut silent {
+        let left = (opened + Duration::from_secs(4)).saturating_duration_since(Instant::now());
+        assert!(closed_within(stream, left).await, "a silent connection outlived the handshake deadline");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn handshakes_past_the_per_address_cap_are_closed_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert("otpgate handshake cap");
+    install(&cert, dir.path());
+    let mut config = tls_config(&dir);
+    config.tls.max_handshakes_per_ip = 5;
+    let server = run(&config).await;
+    let mut silent = Vec::new();
+    for _ in 0..5 {
+        silent.push(connect_from(90, server.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let mut sixth = connect_from(90, server.addr).await;
+    assert!(closed_within(&mut sixth, Duration::from_secs(1)).await, "the sixth handshake from one address");
+    assert!(started.elapsed() < Duration::from_millis(500), "closed at once, not queued");
+    for stream in &mut silent {
+        assert!(!closed_within(stream, Duration::from_millis(1)).await, "the first five are held");
+    }
+    // Another address, and then the same one once its handshakes are gone, get in.
+    let client = https_client(&cert, server.addr);
+    let url = format!("https://localhost:{}/healthz", server.addr.port());
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut again, _) = connect_over(connect_from(90, server.addr).await, &[&cert], &[b"http/1.1"]).await;
+    assert!(get_healthz(&mut again).await.contains("200"));
+    server.stop().await;
 }

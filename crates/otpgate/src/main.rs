@@ -221,6 +221,9 @@ fn rotate_keys(config_file: Option<PathBuf>, file: Option<PathBuf>) -> ExitCode 
     }
 }
 
+/// Descriptors besides client connections: listeners, store connections, provider calls, files.
+const FD_HEADROOM: u64 = 256;
+
 fn serve(config_file: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
     let mut config = match Config::load(config_file.as_deref()) {
         Ok(c) => c,
@@ -233,6 +236,18 @@ fn serve(config_file: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         config.listen = addr.to_string();
     }
     otpgate_server::telemetry::init(&config.log);
+    // Each connection is a descriptor: the open-files limit must not be what caps connections
+    // before `http.max_connections` does (accept would fail instead of shedding cleanly).
+    if let Some(limit) = otpgate_server::serve::raise_fd_limit()
+        && limit < (config.http.max_connections as u64).saturating_add(FD_HEADROOM)
+    {
+        tracing::warn!(
+            open_files_limit = limit,
+            max_connections = config.http.max_connections,
+            "the open-files limit is below http.max_connections plus headroom; raise it (LimitNOFILE, ulimit -n) \
+             or lower http.max_connections"
+        );
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

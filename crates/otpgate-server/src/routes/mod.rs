@@ -27,8 +27,6 @@ pub struct AppInner {
     /// Present only with the demo provider outside production.
     pub inbox: Option<DemoInbox>,
     pub default_region: Option<Region>,
-    /// Proxies whose forwarding headers are believed (see `client_ip`).
-    pub trusted_proxies: crate::client_ip::TrustedProxies,
     /// `Idempotency-Key` on sends; absent when the store has no idempotency backend yet.
     pub idempotency: Option<crate::idempotency::Idempotency>,
 }

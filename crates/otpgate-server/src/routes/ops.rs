@@ -1,8 +1,9 @@
 //! Liveness, readiness and the generated OpenAPI document.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use otpgate_api::ReadinessView;
 use serde_json::json;
 
@@ -14,17 +15,36 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the store answers and the provider can send.
+/// How much `/readyz` says on a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadinessDetail {
+    /// The reasons too (breaker open, credentials rejected): the admin listener, or the only
+    /// listener when there is none.
+    Reasons,
+    /// `{"status": …}` only: the public listener when an admin listener exists.
+    StatusOnly,
+}
+
+/// Readiness: the store answers and the provider can send. With `http.admin_listen` in force
+/// the public port answers `{"status"}` only; the reasons are on the admin listener.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
     responses(
         (status = 200, description = "Ready", body = ReadinessView),
-        (status = 503, description = "Not ready, with reasons", body = ReadinessView),
+        (status = 503, description = "Not ready, with reasons (only `status` on the public port when `http.admin_listen` is set)", body = ReadinessView),
     )
 )]
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ReadinessView>) {
+pub async fn readyz(State(state): State<AppState>, Extension(detail): Extension<ReadinessDetail>) -> Response {
+    let (status, view) = readiness(&state).await;
+    match detail {
+        ReadinessDetail::Reasons => (status, Json(view)).into_response(),
+        ReadinessDetail::StatusOnly => (status, Json(json!({ "status": view.status }))).into_response(),
+    }
+}
+
+async fn readiness(state: &AppState) -> (StatusCode, ReadinessView) {
     let mut reasons = Vec::new();
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
     match ping {
@@ -40,5 +60,5 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
     }
     let ready = reasons.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(ReadinessView { status: if ready { "ready" } else { "not_ready" }.into(), reasons }))
+    (status, ReadinessView { status: if ready { "ready" } else { "not_ready" }.into(), reasons })
 }

@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 
 pub struct TestApp {
     pub base: String,
+    /// `http://…` of the admin listener, when `http.admin_listen` is in force.
+    pub admin_base: Option<String>,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub dir: Arc<TempDir>,
@@ -51,12 +53,14 @@ pub async fn spawn_with(configure: impl FnOnce(&mut Config), mut overrides: Over
 async fn start(config: Config, overrides: Overrides, clock: ManualClock, dir: Arc<TempDir>) -> TestApp {
     let app = Application::build(&config, overrides.clone()).await.expect("app builds");
     let base = format!("http://{}", app.local_addr());
+    let admin_base = app.admin_addr().map(|addr| format!("http://{addr}"));
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
         base,
+        admin_base,
         client: reqwest::Client::new(),
         clock,
         dir,

@@ -8,6 +8,7 @@
 pub mod demo;
 
 mod breaker;
+mod caller;
 pub mod callback;
 pub mod config;
 pub mod failover;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod messaging;
 mod twilio;
 pub mod verify;
+pub mod vonage;
 
 pub use config::{BreakerConfig, ConfigError, HttpConfig, MessagingConfig, RetryConfig, TwilioConfig, VerifyConfig};
 pub use failover::Failover;

@@ -32,6 +32,34 @@ async fn service(provider: Arc<dyn otpgate_core::SmsProvider>, clock: Arc<dyn Cl
     (VerificationService::new(store.clone(), store, provider, clock, hasher, settings), dir)
 }
 
+/// Remembers the labels of every counter touched (the thread's local recorder; tokio's test
+/// runtime runs the whole test on this thread).
+#[derive(Default)]
+struct Labels(std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>);
+
+impl Labels {
+    fn of(&self, name: &str) -> Vec<Vec<(String, String)>> {
+        self.0.lock().unwrap().iter().filter(|(n, _)| n == name).map(|(_, l)| l.clone()).collect()
+    }
+}
+
+impl metrics::Recorder for Labels {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let labels = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+        self.0.lock().unwrap().push((key.name().to_owned(), labels));
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
 /// Digits after `marker` in a form body (URL-encoded).
 fn code_after(body: &str, marker: &str) -> String {
     let at = body.find(marker).unwrap_or_else(|| panic!("{marker} in {body}")) + marker.len();
@@ -73,11 +101,20 @@ async fn undeliverable_whatsapp_goes_out_by_sms_with_the_same_single_code() {
     let built = router::build(&providers, &routes, clock.clone()).unwrap();
     let (service, _dir) = service(built.router, clock).await;
     let phone = PhoneNumber::parse("+14155550100", None).unwrap();
+    let labels = Labels::default();
+    let _recording = metrics::set_default_local_recorder(&labels);
     let sent = service
         .send(SendRequest { phone: phone.clone(), channel: Channel::Whatsapp, locale: None, client_ip: None, bot_token: None })
         .await
         .unwrap();
     assert_eq!(sent.verification.channel, Channel::Sms, "the answer names the channel used");
+    // Counted under the provider that sent and the channel used, by country.
+    let sends = labels.of("otpgate_sends_total");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    for want in [("provider", "twilio"), ("channel", "sms"), ("country", "US"), ("outcome", "created")] {
+        assert!(sends[0].contains(&(want.0.to_owned(), want.1.to_owned())), "{want:?} in {sends:?}");
+    }
+    assert_eq!(labels.of("otpgate_channel_fallbacks_total").len(), 1);
 
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 2);

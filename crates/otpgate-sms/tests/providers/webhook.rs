@@ -232,3 +232,59 @@ async fn a_standardwebhooks_receiver_verifies_us_through_a_rotation() {
     assert_eq!(new.received().await.len(), 2);
     assert!(Code::parse(payload["code"].as_str().unwrap(), 6).is_some());
 }
+
+/// A documented receiver snippet, started on a free port; killed on drop.
+struct Snippet {
+    child: Child,
+    url: String,
+}
+
+impl Snippet {
+    async fn start(program: &str, file: &str, secret: &str) -> Snippet {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(program)
+            .arg(file)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook-receiver"))
+            .env("WEBHOOK_SECRET", secret)
+            .env("PORT", port.to_string())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{program} runs (installed by .ci/run): {e}"));
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(started.elapsed() < Duration::from_secs(10), "{file} did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Snippet { child, url: format!("http://127.0.0.1:{port}") }
+    }
+}
+
+impl Drop for Snippet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_documented_receivers_verify_us() {
+    if std::env::var("OTPGATE_TEST_WEBHOOK_RECEIVER").is_err() {
+        skipped("the_documented_receivers_verify_us", "OTPGATE_TEST_WEBHOOK_RECEIVER not set (needs node, npm ci, python3)");
+        return;
+    }
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/providers.md")).unwrap();
+    for (program, file) in [("node", "docs-receiver.mjs"), ("python3", "docs_receiver.py")] {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook-receiver/").to_owned() + file).unwrap();
+        assert!(docs.contains(&text), "docs/providers.md shows {file} verbatim");
+        assert!(text.lines().count() <= 20, "{file}: at most 20 lines");
+        let receiver = Snippet::start(program, file, SECRET_A).await;
+        let m = msg("+14155550100", Channel::Sms, "135790");
+        webhook(&receiver.url, json!({ "secret": SECRET_A })).send(&m).await.unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        webhook(&receiver.url, json!({ "secret": SECRET_B, "previous_secret": SECRET_A }))
+            .send(&m)
+            .await
+            .unwrap_or_else(|e| panic!("{file} during a rotation: {e:?}"));
+        let wrong = webhook(&receiver.url, json!({ "secret": SECRET_B }));
+        assert_eq!(wrong.send(&m).await.unwrap_err(), ProviderError::Unavailable { retry_after: None }, "{file}");
+        assert!(wrong.readiness().await.unwrap_err().contains("refused our signature"), "{file}");
+    }
+}

@@ -323,15 +323,15 @@ impl VerificationService {
                     sent_by = receipt.provider.unwrap_or(sent_by);
                     sent_on = receipt.channel.unwrap_or(sent_on);
                     match receipt.provider_ref {
-                    Some(provider_ref) if receipt.provider_checks => {
-                        // The provider made and sent its own code; ours was never sent.
-                        self.store.mark_remote(&verification.id, &format!("{REMOTE_PREFIX}{provider_ref}")).await?;
-                    }
-                    Some(provider_ref) => self.store.set_provider_ref(&verification.id, &provider_ref).await?,
-                    None if receipt.provider_checks => {
-                        return Err(OtpError::Internal("a provider that holds codes returned no reference".into()));
-                    }
-                    None => {}
+                        Some(provider_ref) if receipt.provider_checks => {
+                            // The provider made and sent its own code; ours was never sent.
+                            self.store.mark_remote(&verification.id, &format!("{REMOTE_PREFIX}{provider_ref}")).await?;
+                        }
+                        Some(provider_ref) => self.store.set_provider_ref(&verification.id, &provider_ref).await?,
+                        None if receipt.provider_checks => {
+                            return Err(OtpError::Internal("a provider that holds codes returned no reference".into()));
+                        }
+                        None => {}
                     }
                 }
                 Err(err) => {

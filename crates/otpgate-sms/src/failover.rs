@@ -128,7 +128,11 @@ mod tests {
         }
         async fn send(&self, _: &OutgoingCode) -> Result<SendReceipt, ProviderError> {
             self.calls.lock().unwrap().push("send".into());
-            self.answer.clone().map(|r| SendReceipt { provider_ref: Some(r.into()), provider_checks: true, ..SendReceipt::default() })
+            self.answer.clone().map(|r| SendReceipt {
+                provider_ref: Some(r.into()),
+                provider_checks: true,
+                ..SendReceipt::default()
+            })
         }
         async fn check(&self, r: &str, _: &PhoneNumber, _: &Code) -> Result<ProviderCheck, ProviderError> {
             self.calls.lock().unwrap().push(format!("check {r}"));

@@ -18,8 +18,8 @@
 pub mod demo;
 
 mod breaker;
-mod caller;
 pub mod callback;
+mod caller;
 pub mod config;
 pub mod failover;
 pub mod http;

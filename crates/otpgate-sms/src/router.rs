@@ -72,7 +72,10 @@ impl ProviderConfig {
             ProviderConfig::Demo => Ok(()),
             ProviderConfig::TwilioVerify(t) => {
                 t.validate()?;
-                t.verify.as_ref().map(|_| ()).ok_or_else(|| ConfigError("twilio-verify needs a [verify] section".into()))
+                t.verify
+                    .as_ref()
+                    .map(|_| ())
+                    .ok_or_else(|| ConfigError("twilio-verify needs a [verify] section".into()))
             }
             ProviderConfig::TwilioMessaging(t) => {
                 t.validate()?;
@@ -392,9 +395,9 @@ impl SmsProvider for Router {
     }
 
     fn supports(&self, channel: Channel) -> bool {
-        self.routes.iter().any(|r| {
-            self.route_supports(r, channel) || r.fallback.is_some_and(|fb| self.route_supports(r, fb))
-        })
+        self.routes
+            .iter()
+            .any(|r| self.route_supports(r, channel) || r.fallback.is_some_and(|fb| self.route_supports(r, fb)))
     }
 
     /// Per the number's route. A country no route names answers `true` here and
@@ -468,7 +471,9 @@ impl SmsProvider for Router {
         }
         let reasons: Vec<String> = states
             .iter()
-            .filter_map(|(name, s)| s.as_ref().err().map(|why| if why.starts_with(name) { why.clone() } else { format!("{name}: {why}") }))
+            .filter_map(|(name, s)| {
+                s.as_ref().err().map(|why| if why.starts_with(name) { why.clone() } else { format!("{name}: {why}") })
+            })
             .collect();
         Err(reasons.join("; "))
     }
@@ -569,7 +574,8 @@ mod tests {
         }
         async fn send(&self, m: &OutgoingCode) -> Result<SendReceipt, ProviderError> {
             self.calls.lock().unwrap().push(format!("send {} {}", m.channel.as_str(), m.code.expose()));
-            (self.answer)(m.channel).map(|r| SendReceipt { provider_ref: r.map(str::to_owned), ..SendReceipt::default() })
+            (self.answer)(m.channel)
+                .map(|r| SendReceipt { provider_ref: r.map(str::to_owned), ..SendReceipt::default() })
         }
         async fn check(&self, r: &str, _: &PhoneNumber, _: &Code) -> Result<ProviderCheck, ProviderError> {
             self.calls.lock().unwrap().push(format!("check {r}"));
@@ -689,6 +695,38 @@ mod tests {
         let receipt = r.send(&msg("+8801712345678", Channel::Whatsapp)).await.unwrap();
         assert_eq!((receipt.channel, receipt.provider), (Some(Channel::Sms), Some("sms")));
         assert_eq!(sms.calls(), ["send sms 123456"]);
+    }
+
+    /// Ready or not, as told; sends always fail.
+    struct Health(Result<(), String>);
+
+    #[async_trait]
+    impl SmsProvider for Health {
+        fn name(&self) -> &'static str {
+            "health"
+        }
+        fn supports(&self, _: Channel) -> bool {
+            true
+        }
+        async fn send(&self, _: &OutgoingCode) -> Result<SendReceipt, ProviderError> {
+            Err(DOWN)
+        }
+        async fn readiness(&self) -> Result<(), String> {
+            self.0.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_only_when_a_route_has_no_ready_provider_and_says_why() {
+        let up = || Arc::new(Health(Ok(()))) as Arc<dyn SmsProvider>;
+        let down = |why: &str| Arc::new(Health(Err(why.to_owned()))) as Arc<dyn SmsProvider>;
+        let routes = [route(&["IN"], &["a", "b"], None), route(&["*"], &["b"], None)];
+        let r = Router::new(vec![("a", down("a: out of credit (status 9)")), ("b", up())], &routes).unwrap();
+        assert!(r.readiness().await.is_ok(), "India still has b");
+        let states = r.provider_readiness().await;
+        assert_eq!(states[0], ("a", Err("a: out of credit (status 9)".to_owned())));
+        let r = Router::new(vec![("a", up()), ("b", down("breaker open"))], &routes).unwrap();
+        assert_eq!(r.readiness().await.unwrap_err(), "b: breaker open", "the * route has nobody");
     }
 
     #[test]

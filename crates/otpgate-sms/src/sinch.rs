@@ -31,8 +31,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
-use crate::caller::{CallError, Caller, Ctx, Reading, Refusal, log_text, retry_after};
 use crate::callback::{DeliveryReceipt, DeliveryStatus, country_of};
+use crate::caller::{CallError, Caller, Ctx, Reading, Refusal, log_text, retry_after};
 use crate::config::{BreakerConfig, ConfigError, HttpConfig, RetryConfig, check_base_url, redact};
 
 /// `[providers.NAME]` with `kind = "sinch"`.
@@ -166,9 +166,7 @@ fn sinch_country(recipient: Option<&str>) -> String {
 pub fn parse_delivery_report(body: &[u8]) -> Option<Vec<DeliveryReceipt>> {
     let report: ReportBody = serde_json::from_slice(body).ok()?;
     // Only a batch id shaped like Sinch's (letters and digits): this string lands in logs.
-    let batch = report
-        .batch_id
-        .filter(|b| (1..=64).contains(&b.len()) && b.bytes().all(|c| c.is_ascii_alphanumeric()));
+    let batch = report.batch_id.filter(|b| (1..=64).contains(&b.len()) && b.bytes().all(|c| c.is_ascii_alphanumeric()));
     let receipt = |status: Option<&str>, code: Option<u32>, recipient: Option<&str>| {
         let status = status_of(status);
         DeliveryReceipt {
@@ -338,7 +336,9 @@ impl Sinch {
 fn read_answer(status: u16, headers: &reqwest::header::HeaderMap, body: &[u8]) -> Reading<Option<String>, SinchError> {
     if (200..300).contains(&status) {
         return match serde_json::from_slice::<BatchCreated>(body) {
-            Ok(b) => Reading::Ok(b.id.filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|c| c.is_ascii_alphanumeric()))),
+            Ok(b) => Reading::Ok(
+                b.id.filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|c| c.is_ascii_alphanumeric())),
+            ),
             Err(e) => Reading::Unreadable(e.to_string()),
         };
     }
@@ -427,7 +427,10 @@ mod tests {
         let r = parse_delivery_report(body).unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].provider_ref.as_deref(), Some("01FC66621VHDBN119Z8PMV1QPQ"));
-        assert_eq!((r[0].status, r[0].country.as_str(), r[0].error_code), (DeliveryStatus::Undelivered, "GB", Some(402)));
+        assert_eq!(
+            (r[0].status, r[0].country.as_str(), r[0].error_code),
+            (DeliveryStatus::Undelivered, "GB", Some(402))
+        );
         assert!(!format!("{r:?}").contains("2071838750"));
     }
 

@@ -86,7 +86,9 @@ impl SmsProvider for TwilioVerify {
         let v: VerificationResource =
             self.client.post_form(&url, &form, ctx).await.map_err(|e| self.client.send_error(e, ctx))?;
         match v.sid {
-            Some(sid) if is_sid(&sid, "VE") => Ok(SendReceipt { provider_ref: Some(sid), provider_checks: true, ..SendReceipt::default() }),
+            Some(sid) if is_sid(&sid, "VE") => {
+                Ok(SendReceipt { provider_ref: Some(sid), provider_checks: true, ..SendReceipt::default() })
+            }
             _ => {
                 // Without the SID the code could never be checked: better to fail the send now.
                 error!(event = "sms.provider.bad_answer", provider = self.client.provider(), op = ctx.op, phone = %masked, "Twilio's answer has no VerificationSid");

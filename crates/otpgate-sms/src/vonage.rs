@@ -35,8 +35,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tracing::{error, warn};
 
-use crate::caller::{CallError, Caller, Ctx, Reading, Refusal, log_text, retry_after};
 use crate::callback::{DeliveryReceipt, DeliveryStatus, country_of};
+use crate::caller::{CallError, Caller, Ctx, Reading, Refusal, log_text, retry_after};
 use crate::config::{BreakerConfig, ConfigError, HttpConfig, RetryConfig, check_base_url, redact};
 
 /// `[providers.NAME]` with `kind = "vonage"`.
@@ -315,7 +315,8 @@ impl Refusal for VonageError {
     }
 
     fn account_problem(&self) -> Option<String> {
-        let code = self.status.as_deref().map_or_else(|| format!("HTTP {}", self.http_status), |s| format!("status {s}"));
+        let code =
+            self.status.as_deref().map_or_else(|| format!("HTTP {}", self.http_status), |s| format!("status {s}"));
         let what = match self.class() {
             Class::Credentials => "Vonage rejected the credentials",
             Class::OutOfCredit => "the Vonage account is out of credit",
@@ -519,7 +520,8 @@ mod tests {
     #[test]
     fn receipts_verify_only_when_signed_recently_with_the_secret() {
         let secret = SecretString::from("signature_secret");
-        let signed = pairs(&[("param", "value"), ("timestamp", "1234567890"), ("sig", "655a4d0b7f064dff438defc52b012cf5")]);
+        let signed =
+            pairs(&[("param", "value"), ("timestamp", "1234567890"), ("sig", "655a4d0b7f064dff438defc52b012cf5")]);
         assert!(verify_receipt(&signed, &secret, SignatureMethod::Md5, 1_234_567_890));
         assert!(verify_receipt(&signed, &secret, SignatureMethod::Md5, 1_234_567_890 + 299));
         assert!(!verify_receipt(&signed, &secret, SignatureMethod::Md5, 1_234_567_890 + 301), "too old");
@@ -530,7 +532,8 @@ mod tests {
         assert!(!verify_receipt(&altered, &secret, SignatureMethod::Md5, 1_234_567_890));
         let unsigned = pairs(&[("param", "value"), ("timestamp", "1234567890")]);
         assert!(!verify_receipt(&unsigned, &secret, SignatureMethod::Md5, 1_234_567_890));
-        let upper = pairs(&[("param", "value"), ("timestamp", "1234567890"), ("sig", "655A4D0B7F064DFF438DEFC52B012CF5")]);
+        let upper =
+            pairs(&[("param", "value"), ("timestamp", "1234567890"), ("sig", "655A4D0B7F064DFF438DEFC52B012CF5")]);
         assert!(verify_receipt(&upper, &secret, SignatureMethod::Md5, 1_234_567_890), "hex case is not significant");
     }
 
@@ -548,7 +551,10 @@ mod tests {
         assert_eq!((r.status, r.country.as_str(), r.error_code), (DeliveryStatus::Undelivered, "GB", Some(6)));
         assert!(!format!("{r:?}").contains("2071838750"));
         let ok = parse_receipt(&pairs(&[("status", "delivered"), ("err-code", "0"), ("messageId", "<x>")])).unwrap();
-        assert_eq!((ok.status, ok.error_code, ok.provider_ref, ok.country.as_str()), (DeliveryStatus::Delivered, None, None, "ZZ"));
+        assert_eq!(
+            (ok.status, ok.error_code, ok.provider_ref, ok.country.as_str()),
+            (DeliveryStatus::Delivered, None, None, "ZZ")
+        );
         assert!(parse_receipt(&pairs(&[("msisdn", "447700900000")])).is_none());
     }
 
@@ -574,6 +580,9 @@ mod tests {
         let both = parse(serde_json::json!({ "api_secret": "s3cr3t-value", "signature_secret": "s" }));
         let e = both.validate().unwrap_err().to_string();
         assert!(e.contains("not both") && !e.contains("s3cr3t"), "{e}");
-        assert!(serde_json::from_value::<VonageConfig>(serde_json::json!({ "api_key": "k", "from": "A", "sender": "x" })).is_err());
+        assert!(
+            serde_json::from_value::<VonageConfig>(serde_json::json!({ "api_key": "k", "from": "A", "sender": "x" }))
+                .is_err()
+        );
     }
 }

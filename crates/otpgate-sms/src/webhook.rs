@@ -177,14 +177,12 @@ impl Refusal for WebhookError {
     }
 
     fn healthy(&self) -> bool {
-        matches!(
-            self.kind.as_deref(),
-            Some("invalid_phone" | "undeliverable" | "unsupported_region" | "rate_limited")
-        )
+        matches!(self.kind.as_deref(), Some("invalid_phone" | "undeliverable" | "unsupported_region" | "rate_limited"))
     }
 
     fn account_problem(&self) -> Option<String> {
-        self.refused_us().then(|| format!("the webhook receiver refused our signature (HTTP {}): check secret", self.status))
+        self.refused_us()
+            .then(|| format!("the webhook receiver refused our signature (HTTP {}): check secret", self.status))
     }
 
     fn kind(&self) -> &'static str {
@@ -296,11 +294,24 @@ impl SmsProvider for Webhook {
             Err(CallError::Transport) => Err(ProviderError::Unavailable { retry_after: None }),
             Err(CallError::Refused(e)) => {
                 if e.healthy() {
-                    warn!(event = "sms.provider.error", provider = self.caller.name, op = ctx.op, phone = ctx.phone,
-                        http_status = e.status, kind = e.kind.as_deref());
+                    warn!(
+                        event = "sms.provider.error",
+                        provider = self.caller.name,
+                        op = ctx.op,
+                        phone = ctx.phone,
+                        http_status = e.status,
+                        kind = e.kind.as_deref()
+                    );
                 } else {
-                    error!(event = "sms.provider.error", provider = self.caller.name, op = ctx.op, phone = ctx.phone,
-                        http_status = e.status, kind = e.kind.as_deref(), "the webhook receiver refused a message");
+                    error!(
+                        event = "sms.provider.error",
+                        provider = self.caller.name,
+                        op = ctx.op,
+                        phone = ctx.phone,
+                        http_status = e.status,
+                        kind = e.kind.as_deref(),
+                        "the webhook receiver refused a message"
+                    );
                 }
                 Err(e.to_provider_error())
             }

@@ -111,7 +111,11 @@ impl RawFake {
     }
 }
 
-async fn serve(mut stream: TcpStream, behaviour: &(dyn Fn(&RawRequest) -> Action + Send + Sync), counter: &AtomicUsize) {
+async fn serve(
+    mut stream: TcpStream,
+    behaviour: &(dyn Fn(&RawRequest) -> Action + Send + Sync),
+    counter: &AtomicUsize,
+) {
     let mut buf = Vec::new();
     loop {
         // The head.

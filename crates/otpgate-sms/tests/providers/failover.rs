@@ -61,7 +61,7 @@ async fn flaky_vonage(deliveries: Arc<Deliveries>, failing: bool) -> RawFake {
     let n = AtomicUsize::new(0);
     RawFake::start(move |req| {
         let i = n.fetch_add(1, Ordering::SeqCst);
-        if failing && i % 2 == 0 {
+        if failing && i.is_multiple_of(2) {
             return match (i / 2) % 3 {
                 0 => Action::Respond(503, r#"{"error":"down"}"#.into()),
                 1 => Action::Stall(Duration::from_secs(3)),

@@ -17,7 +17,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::common::*;
 
-async fn service(provider: Arc<dyn otpgate_core::SmsProvider>, clock: Arc<dyn Clock>) -> (VerificationService, tempfile::TempDir) {
+async fn service(
+    provider: Arc<dyn otpgate_core::SmsProvider>,
+    clock: Arc<dyn Clock>,
+) -> (VerificationService, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("otp.db")).await.unwrap());
     let settings = ServiceSettings {
@@ -35,10 +38,12 @@ async fn service(provider: Arc<dyn otpgate_core::SmsProvider>, clock: Arc<dyn Cl
 /// Remembers the labels of every counter touched (the thread's local recorder; tokio's test
 /// runtime runs the whole test on this thread).
 #[derive(Default)]
-struct Labels(std::sync::Mutex<Vec<(String, Vec<(String, String)>)>>);
+struct Labels(std::sync::Mutex<Vec<(String, LabelSet)>>);
+
+type LabelSet = Vec<(String, String)>;
 
 impl Labels {
-    fn of(&self, name: &str) -> Vec<Vec<(String, String)>> {
+    fn of(&self, name: &str) -> Vec<LabelSet> {
         self.0.lock().unwrap().iter().filter(|(n, _)| n == name).map(|(_, l)| l.clone()).collect()
     }
 }
@@ -72,7 +77,9 @@ async fn undeliverable_whatsapp_goes_out_by_sms_with_the_same_single_code() {
     // WhatsApp: "no WhatsApp behind this number" (63003). SMS: accepted.
     Mock::given(method("POST"))
         .and(body_string_contains("ContentSid="))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({ "code": 63003, "message": VENDOR_TEXT, "status": 400 })))
+        .respond_with(
+            ResponseTemplate::new(400).set_body_json(json!({ "code": 63003, "message": VENDOR_TEXT, "status": 400 })),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -104,7 +111,13 @@ async fn undeliverable_whatsapp_goes_out_by_sms_with_the_same_single_code() {
     let labels = Labels::default();
     let _recording = metrics::set_default_local_recorder(&labels);
     let sent = service
-        .send(SendRequest { phone: phone.clone(), channel: Channel::Whatsapp, locale: None, client_ip: None, bot_token: None })
+        .send(SendRequest {
+            phone: phone.clone(),
+            channel: Channel::Whatsapp,
+            locale: None,
+            client_ip: None,
+            bot_token: None,
+        })
         .await
         .unwrap();
     assert_eq!(sent.verification.channel, Channel::Sms, "the answer names the channel used");
@@ -135,7 +148,8 @@ async fn undeliverable_whatsapp_goes_out_by_sms_with_the_same_single_code() {
 
 #[tokio::test]
 async fn a_whatsapp_request_where_the_route_cannot_fall_back_is_refused_before_any_send() {
-    let providers: BTreeMap<String, ProviderConfig> = serde_json::from_value(json!({ "dev": { "kind": "demo" } })).unwrap();
+    let providers: BTreeMap<String, ProviderConfig> =
+        serde_json::from_value(json!({ "dev": { "kind": "demo" } })).unwrap();
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_now());
     // The demo provider "sends" everything; a route with only an SMS webhook cannot do WhatsApp.
     let mut providers = providers;

@@ -14,7 +14,10 @@ use crate::common::*;
 const BATCHES: &str = "/xms/v1/fakeplan0001/batches";
 
 fn config(base: &str, extra: serde_json::Value) -> SinchConfig {
-    let cfg = merged(json!({ "service_plan_id": "fakeplan0001", "api_token": "fake-token", "from": "Acme", "base_url": base }), extra);
+    let cfg = merged(
+        json!({ "service_plan_id": "fakeplan0001", "api_token": "fake-token", "from": "Acme", "base_url": base }),
+        extra,
+    );
     serde_json::from_value(merged(cfg, limits())).unwrap()
 }
 
@@ -79,7 +82,11 @@ async fn every_sinch_error_maps_to_our_table() {
     // (answer, ours, tries, readiness must mention)
     let rows: Vec<(ResponseTemplate, ProviderError, usize, Option<&str>)> = vec![
         (
-            error(400, "syntax_invalid_parameter_format", "The format of parameter 'to[0]' is invalid; value '+1' is not a valid MSISDN"),
+            error(
+                400,
+                "syntax_invalid_parameter_format",
+                "The format of parameter 'to[0]' is invalid; value '+1' is not a valid MSISDN",
+            ),
             InvalidNumber,
             1,
             None,
@@ -89,7 +96,12 @@ async fn every_sinch_error_maps_to_our_table() {
         (error(403, "unprovisioned_region", VENDOR_TEXT), UnsupportedRegion, 1, None),
         (error(403, "missing_callback_url", VENDOR_TEXT), down.clone(), 1, Some("HTTP 403 missing_callback_url")),
         (error(404, "not_found", VENDOR_TEXT), down.clone(), 1, Some("does not know the service plan")),
-        (error(429, "too_many_requests", VENDOR_TEXT).insert_header("Retry-After", "7"), RateLimited { retry_after: Some(Duration::from_secs(7)) }, 1, None),
+        (
+            error(429, "too_many_requests", VENDOR_TEXT).insert_header("Retry-After", "7"),
+            RateLimited { retry_after: Some(Duration::from_secs(7)) },
+            1,
+            None,
+        ),
         (error(429, "too_many_requests", VENDOR_TEXT), RateLimited { retry_after: None }, 1, None),
         (error(500, "internal_error", VENDOR_TEXT), down.clone(), 1, None),
         (error(503, "internal_error", VENDOR_TEXT), down.clone(), 3, None),

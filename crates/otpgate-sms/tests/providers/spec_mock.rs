@@ -28,7 +28,8 @@ fn mock_url(var: &str, test: &str) -> Option<String> {
 fn vonage(base: &str, auth: serde_json::Value) -> Vonage {
     // The spec's server path is /sms and the mock serves /json: the base is the mock itself.
     let cfg: VonageConfig =
-        serde_json::from_value(merged(json!({ "api_key": "abcd1234", "from": "Acme", "base_url": base }), auth)).unwrap();
+        serde_json::from_value(merged(json!({ "api_key": "abcd1234", "from": "Acme", "base_url": base }), auth))
+            .unwrap();
     Vonage::new("vonage", &cfg, http::build_client(&cfg.http).unwrap(), clock()).unwrap()
 }
 
@@ -55,8 +56,10 @@ async fn vonage_requests_match_vonages_spec() {
     let sha256 = vonage(&base, json!({ "signature_secret": "fake-signature-secret", "signature_method": "sha256" }));
     assert_eq!(sha256.send(&sms("123456")).await.unwrap_err(), ProviderError::Unavailable { retry_after: None });
     // Control: an api_key of the wrong length breaks the spec, and Prism refuses it.
-    let cfg: VonageConfig =
-        serde_json::from_value(json!({ "api_key": "abc", "api_secret": "fake-secret-1", "from": "Acme", "base_url": base })).unwrap();
+    let cfg: VonageConfig = serde_json::from_value(
+        json!({ "api_key": "abc", "api_secret": "fake-secret-1", "from": "Acme", "base_url": base }),
+    )
+    .unwrap();
     let p = Vonage::new("vonage", &cfg, http::build_client(&cfg.http).unwrap(), clock()).unwrap();
     assert_eq!(p.send(&sms("123456")).await.unwrap_err(), ProviderError::Unavailable { retry_after: None });
 }

@@ -64,10 +64,14 @@ async fn no_whatsapp_behind_the_number_is_undeliverable() {
     for code in [63003, 63024] {
         server.reset().await;
         Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(json!({ "code": code, "message": VENDOR_TEXT, "status": 400 })))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(json!({ "code": code, "message": VENDOR_TEXT, "status": 400 })),
+            )
             .mount(&server)
             .await;
-        let err = messaging(&server.uri(), true).send(&msg("+14155550100", Channel::Whatsapp, "123456")).await.unwrap_err();
+        let err =
+            messaging(&server.uri(), true).send(&msg("+14155550100", Channel::Whatsapp, "123456")).await.unwrap_err();
         assert_eq!(err, ProviderError::Undeliverable, "{code}");
     }
 }
@@ -75,11 +79,15 @@ async fn no_whatsapp_behind_the_number_is_undeliverable() {
 #[test]
 fn whatsapp_settings_are_checked() {
     let cfg = |m: serde_json::Value| -> TwilioConfig {
-        serde_json::from_value(json!({ "account_sid": "AC00000000000000000000000000000000", "auth_token": "t", "messaging": m }))
-            .unwrap()
+        serde_json::from_value(
+            json!({ "account_sid": "AC00000000000000000000000000000000", "auth_token": "t", "messaging": m }),
+        )
+        .unwrap()
     };
     assert!(cfg(json!({ "from": "+15005550006", "whatsapp_content_sid": "HXnope" })).validate().is_err());
     assert!(cfg(json!({ "from": "+15005550006", "whatsapp_content_sid": FAKE_HX })).validate().is_err(), "no sender");
     assert!(cfg(json!({ "from": "+15005550006", "whatsapp_from": "+14155238886" })).validate().is_err(), "no template");
-    cfg(json!({ "from": "+15005550006", "whatsapp_content_sid": FAKE_HX, "whatsapp_from": "+14155238886" })).validate().unwrap();
+    cfg(json!({ "from": "+15005550006", "whatsapp_content_sid": FAKE_HX, "whatsapp_from": "+14155238886" }))
+        .validate()
+        .unwrap();
 }

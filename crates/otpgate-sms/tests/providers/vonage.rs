@@ -71,14 +71,17 @@ async fn posts_the_documented_form_with_the_number_without_plus() {
 async fn signed_requests_carry_a_fresh_signature_and_no_secret() {
     let server = MockServer::start().await;
     Mock::given(method("POST")).respond_with(answer("0")).mount(&server).await;
-    let cfg = config(&server.uri(), json!({ "signature_secret": "fake-signature-secret", "signature_method": "sha256" }));
+    let cfg =
+        config(&server.uri(), json!({ "signature_secret": "fake-signature-secret", "signature_method": "sha256" }));
     let p = Vonage::new("vonage", &cfg, http::build_client(&cfg.http).unwrap(), clock()).unwrap();
     p.send(&msg("+442071838750", Channel::Sms, "654321")).await.unwrap();
     let form = form_of(&server.received_requests().await.unwrap()[0].body);
     assert!(!form.iter().any(|(k, _)| k == "api_secret"), "a signed request must not carry the secret (status 32)");
     let sig = form.iter().find(|(k, _)| k == "sig").map(|(_, v)| v.clone()).expect("sig");
     let ts: i64 = form.iter().find(|(k, _)| k == "timestamp").unwrap().1.parse().unwrap();
-    assert!((ts - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64).abs() < 60);
+    assert!(
+        (ts - std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64).abs() < 60
+    );
     // What Vonage computes on its side: the same scheme over what it received.
     assert_eq!(sig, sign(&form, &SecretString::from("fake-signature-secret"), SignatureMethod::Sha256));
     assert!(form.contains(&("to".into(), "442071838750".into())));
@@ -87,7 +90,12 @@ async fn signed_requests_carry_a_fresh_signature_and_no_secret() {
 #[tokio::test]
 async fn a_text_outside_gsm_goes_as_unicode() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(body_string_contains("type=unicode")).respond_with(answer("0")).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(body_string_contains("type=unicode"))
+        .respond_with(answer("0"))
+        .expect(1)
+        .mount(&server)
+        .await;
     let mut m = sms("123456");
     m.text = "123456 es tu código de verificación".into();
     vonage(&server.uri()).send(&m).await.unwrap();
@@ -170,7 +178,10 @@ async fn http_errors_timeouts_and_dropped_connections_are_unavailable() {
     let server = MockServer::start().await;
     for (status, tries) in [(500, 1), (503, 3), (401, 1)] {
         server.reset().await;
-        Mock::given(method("POST")).respond_with(ResponseTemplate::new(status).set_body_string(VENDOR_TEXT)).mount(&server).await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_body_string(VENDOR_TEXT))
+            .mount(&server)
+            .await;
         let p = vonage(&server.uri());
         assert_eq!(p.send(&sms("123456")).await.unwrap_err(), down, "HTTP {status}");
         assert_eq!(server.received_requests().await.unwrap().len(), tries, "HTTP {status}");

@@ -62,7 +62,10 @@ async fn posts_the_documented_payload_signed_per_standard_webhooks() {
     );
     // Exactly these keys, in this order.
     let text = String::from_utf8(req.body.clone()).unwrap();
-    assert!(text.starts_with(r#"{"type":"otp.message","to":"+14155550100","channel":"sms","locale":"en","text":"#), "{text}");
+    assert!(
+        text.starts_with(r#"{"type":"otp.message","to":"+14155550100","channel":"sms","locale":"en","text":"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -77,7 +80,10 @@ async fn during_a_rotation_both_secrets_sign() {
     let sigs: Vec<String> = h("webhook-signature").split(' ').map(str::to_owned).collect();
     assert_eq!(
         sigs,
-        [signature(&key(SECRET_B), &h("webhook-id"), ts, &req.body), signature(&key(SECRET_A), &h("webhook-id"), ts, &req.body)]
+        [
+            signature(&key(SECRET_B), &h("webhook-id"), ts, &req.body),
+            signature(&key(SECRET_A), &h("webhook-id"), ts, &req.body)
+        ]
     );
 }
 
@@ -128,7 +134,8 @@ async fn every_error_kind_maps_to_our_table() {
         let reqs = server.received_requests().await.unwrap();
         assert_eq!(reqs.len(), tries, "row {i}: tries");
         // Every try of one send carries the same webhook-id (an idempotency key).
-        let ids: std::collections::HashSet<_> = reqs.iter().map(|r| r.headers.get("webhook-id").unwrap().clone()).collect();
+        let ids: std::collections::HashSet<_> =
+            reqs.iter().map(|r| r.headers.get("webhook-id").unwrap().clone()).collect();
         assert_eq!(ids.len(), 1, "row {i}");
         match readiness {
             Some(why) => assert!(p.readiness().await.unwrap_err().contains(why), "row {i}"),
@@ -141,7 +148,10 @@ async fn every_error_kind_maps_to_our_table() {
 async fn timeouts_and_dropped_connections_are_unavailable_and_not_repeated() {
     let down = ProviderError::Unavailable { retry_after: None };
     let server = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5))).mount(&server).await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .mount(&server)
+        .await;
     let started = Instant::now();
     assert_eq!(webhook(&server.uri(), json!({ "secret": SECRET_A })).send(&sms("123456")).await.unwrap_err(), down);
     assert!(started.elapsed() < Duration::from_millis(1_500));
@@ -149,13 +159,17 @@ async fn timeouts_and_dropped_connections_are_unavailable_and_not_repeated() {
     let fake = RawFake::start(|_| Action::Drop).await;
     assert_eq!(webhook(&fake.url, json!({ "secret": SECRET_A })).send(&sms("123456")).await.unwrap_err(), down);
     assert_eq!(fake.requests(), 1);
-    assert_eq!(webhook(&closed_port_url(), json!({ "secret": SECRET_A })).send(&sms("123456")).await.unwrap_err(), down);
+    assert_eq!(
+        webhook(&closed_port_url(), json!({ "secret": SECRET_A })).send(&sms("123456")).await.unwrap_err(),
+        down
+    );
 }
 
 #[test]
 fn bad_secrets_are_refused_at_start() {
     for secret in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2hvcnQ=", "whsec_!!"] {
-        let cfg: WebhookConfig = serde_json::from_value(json!({ "url": "https://gw.example.com/otp", "secret": secret })).unwrap();
+        let cfg: WebhookConfig =
+            serde_json::from_value(json!({ "url": "https://gw.example.com/otp", "secret": secret })).unwrap();
         let e = cfg.validate().unwrap_err().to_string();
         assert!(e.contains("whsec_") && !e.contains(secret), "{e}");
     }
@@ -268,17 +282,25 @@ impl Drop for Snippet {
 #[tokio::test]
 async fn the_documented_receivers_verify_us() {
     if std::env::var("OTPGATE_TEST_WEBHOOK_RECEIVER").is_err() {
-        skipped("the_documented_receivers_verify_us", "OTPGATE_TEST_WEBHOOK_RECEIVER not set (needs node, npm ci, python3)");
+        skipped(
+            "the_documented_receivers_verify_us",
+            "OTPGATE_TEST_WEBHOOK_RECEIVER not set (needs node, npm ci, python3)",
+        );
         return;
     }
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/providers.md")).unwrap();
     for (program, file) in [("node", "docs-receiver.mjs"), ("python3", "docs_receiver.py")] {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook-receiver/").to_owned() + file).unwrap();
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook-receiver/").to_owned() + file)
+                .unwrap();
         assert!(docs.contains(&text), "docs/providers.md shows {file} verbatim");
         assert!(text.lines().count() <= 20, "{file}: at most 20 lines");
         let receiver = Snippet::start(program, file, SECRET_A).await;
         let m = msg("+14155550100", Channel::Sms, "135790");
-        webhook(&receiver.url, json!({ "secret": SECRET_A })).send(&m).await.unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        webhook(&receiver.url, json!({ "secret": SECRET_A }))
+            .send(&m)
+            .await
+            .unwrap_or_else(|e| panic!("{file}: {e:?}"));
         webhook(&receiver.url, json!({ "secret": SECRET_B, "previous_secret": SECRET_A }))
             .send(&m)
             .await

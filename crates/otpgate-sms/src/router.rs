@@ -472,7 +472,10 @@ impl SmsProvider for Router {
         let reasons: Vec<String> = states
             .iter()
             .filter_map(|(name, s)| {
-                s.as_ref().err().map(|why| if why.starts_with(name) { why.clone() } else { format!("{name}: {why}") })
+                // Providers built here prefix their own name already ("vonage: …").
+                s.as_ref().err().map(|why| {
+                    if why.starts_with(&format!("{name}: ")) { why.clone() } else { format!("{name}: {why}") }
+                })
             })
             .collect();
         Err(reasons.join("; "))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::{Channel, Code, PhoneNumber};
+use crate::{Channel, Code, PhoneNumber, Timestamp, VerificationId};
 
 /// One code to deliver.
 #[derive(Debug, Clone)]
@@ -16,6 +16,11 @@ pub struct OutgoingCode {
     pub locale: Option<String>,
     /// The rendered text, for providers that send our own message.
     pub text: String,
+    /// The verification the code belongs to (`None` for a test message outside any flow), for
+    /// gateways that correlate it (the `webhook` provider's payload).
+    pub verification_id: Option<VerificationId>,
+    /// When the code stops working (`None` outside a verification flow).
+    pub expires_at: Option<Timestamp>,
 }
 
 /// What a provider reports about a delivery attempt, already sorted into the rows of our error
@@ -42,6 +47,12 @@ pub struct SendReceipt {
     /// `OutgoingCode` was never sent, so checks for this verification must go to
     /// `SmsProvider::check` with `provider_ref`, after the attempt was counted locally.
     pub provider_checks: bool,
+    /// The channel the code actually went out on, when a provider (the router's channel
+    /// fallback) used another than the one asked for. `None`: the one asked for.
+    pub channel: Option<Channel>,
+    /// The name of the provider that actually sent, when the provider called is a router over
+    /// several. `None`: `SmsProvider::name` of the provider called. Metrics are labelled with it.
+    pub provider: Option<&'static str>,
 }
 
 /// What a provider that holds the code (see `SendReceipt::provider_checks`) says about one.
@@ -63,6 +74,12 @@ pub trait SmsProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     fn supports(&self, channel: Channel) -> bool;
+
+    /// Whether a code for `to` can go out on `channel` (directly or through a channel fallback).
+    /// A router answers per destination country; a single provider as `supports`.
+    fn supports_for(&self, channel: Channel, _to: &PhoneNumber) -> bool {
+        self.supports(channel)
+    }
 
     async fn send(&self, msg: &OutgoingCode) -> Result<SendReceipt, ProviderError>;
 

@@ -240,7 +240,7 @@ impl VerificationService {
         let masked = req.phone.masked();
         let country = req.phone.region().unwrap_or("ZZ").to_owned();
         let test_code = self.settings.test_numbers.get(req.phone.e164()).cloned();
-        if test_code.is_none() && !self.provider.supports(req.channel) {
+        if test_code.is_none() && !self.provider.supports_for(req.channel, &req.phone) {
             return Err(OtpError::InvalidRequest { field: Some("channel"), reason: "this channel is not available" });
         }
         let now = self.clock.now();
@@ -302,6 +302,10 @@ impl VerificationService {
             }
         };
 
+        // Who sent, and on which channel: a router names the provider it used, and a channel
+        // fallback (WhatsApp undeliverable -> SMS, the same code) says the channel it used.
+        let mut sent_by = if is_test_number { "test_number" } else { self.provider.name() };
+        let mut sent_on = req.channel;
         if !is_test_number {
             let text = self.settings.templates.render(
                 req.locale.as_deref(),
@@ -310,19 +314,31 @@ impl VerificationService {
                 self.settings.policy.code_ttl,
                 self.settings.webotp_domain.as_deref(),
             );
-            let msg = OutgoingCode { to: req.phone.clone(), code, channel: req.channel, locale: req.locale, text };
+            let msg = OutgoingCode {
+                to: req.phone.clone(),
+                code,
+                channel: req.channel,
+                locale: req.locale,
+                text,
+                verification_id: Some(verification.id.clone()),
+                expires_at: Some(verification.expires_at),
+            };
             match self.provider.send(&msg).await {
-                Ok(receipt) => match receipt.provider_ref {
-                    Some(provider_ref) if receipt.provider_checks => {
-                        // The provider made and sent its own code; ours was never sent.
-                        self.store.mark_remote(&verification.id, &format!("{REMOTE_PREFIX}{provider_ref}")).await?;
+                Ok(receipt) => {
+                    sent_by = receipt.provider.unwrap_or(sent_by);
+                    sent_on = receipt.channel.unwrap_or(sent_on);
+                    match receipt.provider_ref {
+                        Some(provider_ref) if receipt.provider_checks => {
+                            // The provider made and sent its own code; ours was never sent.
+                            self.store.mark_remote(&verification.id, &format!("{REMOTE_PREFIX}{provider_ref}")).await?;
+                        }
+                        Some(provider_ref) => self.store.set_provider_ref(&verification.id, &provider_ref).await?,
+                        None if receipt.provider_checks => {
+                            return Err(OtpError::Internal("a provider that holds codes returned no reference".into()));
+                        }
+                        None => {}
                     }
-                    Some(provider_ref) => self.store.set_provider_ref(&verification.id, &provider_ref).await?,
-                    None if receipt.provider_checks => {
-                        return Err(OtpError::Internal("a provider that holds codes returned no reference".into()));
-                    }
-                    None => {}
-                },
+                }
                 Err(err) => {
                     // A failed send must leave no usable code behind and cost the caller no attempt.
                     if let Err(revert) = self.store.revert_issue(&outcome).await {
@@ -359,8 +375,8 @@ impl VerificationService {
             "otpgate_sends_total",
             "outcome" => if created { "created" } else { "resent" },
             "country" => country.clone(),
-            "channel" => req.channel.as_str(),
-            "provider" => if is_test_number { "test_number" } else { self.provider.name() },
+            "channel" => sent_on.as_str(),
+            "provider" => sent_by,
         )
         .increment(1);
         info!(
@@ -369,10 +385,15 @@ impl VerificationService {
             outcome = if created { "created" } else { "resent" },
             phone = %masked,
             country = %country,
-            channel = req.channel.as_str(),
+            channel = sent_on.as_str(),
+            requested_channel = req.channel.as_str(),
+            provider = sent_by,
             test_number = is_test_number,
             verification_id = %verification.id,
         );
+        // The answer names the channel the code went out on (the stored record keeps the one
+        // asked for; the code, and so the verification, is the same either way).
+        let verification = Verification { channel: sent_on, ..verification };
         Ok(Sent { expires_in: now.until(verification.expires_at), resend_in: slot.wait, verification, created })
     }
 

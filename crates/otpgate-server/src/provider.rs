@@ -66,8 +66,15 @@ pub async fn send_test_message(config: &Config, phone: &str) -> Result<String, S
         config.app_name,
         code.expose()
     );
-    let msg =
-        otpgate_core::OutgoingCode { to: phone.clone(), code, channel: otpgate_core::Channel::Sms, locale: None, text };
+    let msg = otpgate_core::OutgoingCode {
+        to: phone.clone(),
+        code,
+        channel: otpgate_core::Channel::Sms,
+        locale: None,
+        text,
+        verification_id: None,
+        expires_at: None,
+    };
     match built.provider.send(&msg).await {
         Ok(receipt) => Ok(format!(
             "sent to {} through {} (reference {})",

@@ -75,6 +75,28 @@ pub struct DeliveryReport {
     pub message_sid: Option<String>,
 }
 
+/// One delivery receipt from any vendor, reduced to what the server may count and log: the
+/// vendor's reference of the message (its message id, batch id), the status, the recipient's
+/// country and the vendor's error code — never the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReceipt {
+    /// The vendor's id of what it sent (the `provider_ref` its send returned), when it is
+    /// shaped like one.
+    pub provider_ref: Option<String>,
+    pub status: DeliveryStatus,
+    /// ISO 3166-1 alpha-2 region of the recipient, `ZZ` when unknown.
+    pub country: String,
+    /// The vendor's error code for a message that was not delivered.
+    pub error_code: Option<u32>,
+}
+
+/// The region of an E.164 number, `ZZ` when there is none or it cannot be read.
+pub(crate) fn country_of(e164: Option<&str>) -> String {
+    e164.and_then(|to| PhoneNumber::from_e164(to).ok())
+        .and_then(|p| p.region().map(str::to_owned))
+        .unwrap_or_else(|| "ZZ".to_owned())
+}
+
 /// Reads a status-callback form. `None` when it has no `MessageStatus` (not a status callback).
 /// Call only after `verify_signature` passed.
 pub fn parse_status_callback(params: &[(String, String)]) -> Option<DeliveryReport> {
@@ -86,10 +108,7 @@ pub fn parse_status_callback(params: &[(String, String)]) -> Option<DeliveryRepo
         "failed" | "canceled" => DeliveryStatus::Failed,
         _ => DeliveryStatus::Other,
     };
-    let country = get("To")
-        .and_then(|to| PhoneNumber::from_e164(to).ok())
-        .and_then(|p| p.region().map(str::to_owned))
-        .unwrap_or_else(|| "ZZ".to_owned());
+    let country = country_of(get("To"));
     Some(DeliveryReport {
         status,
         country,

@@ -78,6 +78,15 @@ pub struct MessagingConfig {
     /// Base URL of the REST API (`/2010-04-01/...`); tests point it at loopback.
     #[serde(default = "default_api_base_url")]
     pub base_url: String,
+    /// WhatsApp through Messaging: the SID (`HX` + 32 hex digits) of an approved content
+    /// template (an authentication template) whose variable `{{1}}` is the code. Unset: no
+    /// WhatsApp through this provider.
+    #[serde(default)]
+    pub whatsapp_content_sid: Option<String>,
+    /// The WhatsApp sender's number (E.164, sent as `whatsapp:+…`). Unset: the messaging
+    /// service picks its WhatsApp sender (needs `messaging_service_sid`).
+    #[serde(default)]
+    pub whatsapp_from: Option<String>,
 }
 
 /// The shared HTTP client's limits.
@@ -145,7 +154,7 @@ impl Default for BreakerConfig {
 }
 
 /// Secrets serialise as `<redacted>` (for `otpgate config check`), never as their value.
-fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn redact<S: Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_str("<redacted>"),
         None => s.serialize_none(),
@@ -166,7 +175,7 @@ fn default_api_base_url() -> String {
 
 /// A configuration the providers refuse to start with. Names the field, never a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("twilio config: {0}")]
+#[error("{0}")]
 pub struct ConfigError(pub String);
 
 fn err(msg: impl Into<String>) -> ConfigError {
@@ -180,7 +189,7 @@ pub fn is_sid(s: &str, prefix: &str) -> bool {
 }
 
 /// Base URLs must be https, except on loopback where tests run their fakes.
-fn check_base_url(field: &str, url: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_base_url(field: &str, url: &str) -> Result<(), ConfigError> {
     let parsed = reqwest::Url::parse(url).map_err(|_| err(format!("{field} is not a URL")))?;
     let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
     match parsed.scheme() {
@@ -231,18 +240,21 @@ impl TwilioConfig {
                 }
             }
             check_base_url("messaging.base_url", &m.base_url)?;
+            match (&m.whatsapp_content_sid, &m.whatsapp_from) {
+                (Some(hx), _) if !is_sid(hx, "HX") => {
+                    return Err(err("messaging.whatsapp_content_sid must be HX followed by 32 hex digits"));
+                }
+                (Some(_), Some(from)) if !from.starts_with('+') || from.len() < 8 => {
+                    return Err(err("messaging.whatsapp_from must be an E.164 number (+…)"));
+                }
+                (Some(_), None) if m.messaging_service_sid.is_none() => {
+                    return Err(err("messaging.whatsapp_content_sid needs whatsapp_from or messaging_service_sid"));
+                }
+                (None, Some(_)) => return Err(err("messaging.whatsapp_from needs whatsapp_content_sid")),
+                _ => {}
+            }
         }
-        let h = &self.http;
-        if h.connect_timeout_ms == 0 || h.request_timeout_ms == 0 {
-            return Err(err("http timeouts must be above zero"));
-        }
-        if self.retry.deadline_ms < h.request_timeout_ms {
-            return Err(err("retry.deadline_ms must be at least http.request_timeout_ms"));
-        }
-        if self.breaker.failure_threshold == 0 {
-            return Err(err("breaker.failure_threshold must be at least 1"));
-        }
-        Ok(())
+        self.http.validate(&self.retry, &self.breaker)
     }
 }
 
@@ -259,6 +271,20 @@ impl VerifyConfig {
 }
 
 impl HttpConfig {
+    /// Checks the timeouts, retries and breaker of one provider (every kind has the three).
+    pub(crate) fn validate(&self, retry: &RetryConfig, breaker: &BreakerConfig) -> Result<(), ConfigError> {
+        if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 {
+            return Err(err("http timeouts must be above zero"));
+        }
+        if retry.deadline_ms < self.request_timeout_ms {
+            return Err(err("retry.deadline_ms must be at least http.request_timeout_ms"));
+        }
+        if breaker.failure_threshold == 0 {
+            return Err(err("breaker.failure_threshold must be at least 1"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
     }

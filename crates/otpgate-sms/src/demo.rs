@@ -90,6 +90,8 @@ mod tests {
             channel: Channel::Sms,
             locale: None,
             text: format!("{code} is your code"),
+            verification_id: None,
+            expires_at: None,
         }
     }
 

@@ -128,7 +128,11 @@ mod tests {
         }
         async fn send(&self, _: &OutgoingCode) -> Result<SendReceipt, ProviderError> {
             self.calls.lock().unwrap().push("send".into());
-            self.answer.clone().map(|r| SendReceipt { provider_ref: Some(r.into()), provider_checks: true })
+            self.answer.clone().map(|r| SendReceipt {
+                provider_ref: Some(r.into()),
+                provider_checks: true,
+                ..SendReceipt::default()
+            })
         }
         async fn check(&self, r: &str, _: &PhoneNumber, _: &Code) -> Result<ProviderCheck, ProviderError> {
             self.calls.lock().unwrap().push(format!("check {r}"));
@@ -143,6 +147,8 @@ mod tests {
             channel: Channel::Sms,
             locale: None,
             text: "123456 is your code".into(),
+            verification_id: None,
+            expires_at: None,
         }
     }
 

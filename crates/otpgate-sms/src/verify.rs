@@ -33,8 +33,18 @@ impl TwilioVerify {
     /// Needs `cfg.verify`. `http` is the shared client (`http::build_client`); `clock` drives
     /// the circuit breaker.
     pub fn new(cfg: &TwilioConfig, http: reqwest::Client, clock: Arc<dyn Clock>) -> Result<Self, ConfigError> {
+        Self::named(Self::NAME, cfg, http, clock)
+    }
+
+    /// As `new`, under a configured provider name (logs, metrics, readiness).
+    pub fn named(
+        name: &'static str,
+        cfg: &TwilioConfig,
+        http: reqwest::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, ConfigError> {
         let verify = cfg.verify.as_ref().ok_or_else(|| ConfigError("twilio-verify needs a [verify] section".into()))?;
-        let client = TwilioClient::new(cfg, http, clock, Self::NAME)?;
+        let client = TwilioClient::new(cfg, http, clock, name)?;
         let service_url = format!("{}/v2/Services/{}", verify.base_url.trim_end_matches('/'), verify.service_sid);
         Ok(TwilioVerify { client, service_url, channels: verify.parsed_channels()? })
     }
@@ -54,7 +64,7 @@ fn locale_param(locale: Option<&str>) -> Option<&str> {
 #[async_trait]
 impl SmsProvider for TwilioVerify {
     fn name(&self) -> &'static str {
-        Self::NAME
+        self.client.provider()
     }
 
     fn supports(&self, channel: Channel) -> bool {
@@ -76,10 +86,12 @@ impl SmsProvider for TwilioVerify {
         let v: VerificationResource =
             self.client.post_form(&url, &form, ctx).await.map_err(|e| self.client.send_error(e, ctx))?;
         match v.sid {
-            Some(sid) if is_sid(&sid, "VE") => Ok(SendReceipt { provider_ref: Some(sid), provider_checks: true }),
+            Some(sid) if is_sid(&sid, "VE") => {
+                Ok(SendReceipt { provider_ref: Some(sid), provider_checks: true, ..SendReceipt::default() })
+            }
             _ => {
                 // Without the SID the code could never be checked: better to fail the send now.
-                error!(event = "sms.provider.bad_answer", provider = Self::NAME, op = ctx.op, phone = %masked, "Twilio's answer has no VerificationSid");
+                error!(event = "sms.provider.bad_answer", provider = self.client.provider(), op = ctx.op, phone = %masked, "Twilio's answer has no VerificationSid");
                 Err(ProviderError::Unavailable { retry_after: None })
             }
         }
@@ -95,7 +107,7 @@ impl SmsProvider for TwilioVerify {
         if !is_sid(provider_ref, "VE") {
             warn!(
                 event = "sms.provider.bad_ref",
-                provider = Self::NAME,
+                provider = self.client.provider(),
                 "not a VerificationSid; treating as not found"
             );
             return Ok(ProviderCheck::NotFound);
@@ -112,7 +124,7 @@ impl SmsProvider for TwilioVerify {
                 Some("pending") => ProviderCheck::Wrong,
                 _ => ProviderCheck::NotFound,
             }),
-            Err(CallError::Twilio(t))
+            Err(CallError::Refused(t))
                 if matches!(classify(t.status, t.code), Class::MaxCheckAttempts | Class::NotFound) =>
             {
                 let class = classify(t.status, t.code);
@@ -136,7 +148,7 @@ impl SmsProvider for TwilioVerify {
         match self.client.post_form::<VerificationResource>(&url, &[("Status", "canceled")], ctx).await {
             Ok(_) => Ok(()),
             // Already approved, expired or canceled: the goal is met.
-            Err(CallError::Twilio(t)) if classify(t.status, t.code) == Class::NotFound => Ok(()),
+            Err(CallError::Refused(t)) if classify(t.status, t.code) == Class::NotFound => Ok(()),
             Err(e) => Err(self.client.send_error(e, ctx)),
         }
     }

@@ -59,6 +59,8 @@ async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
         channel: Channel::Sms,
         locale: None,
         text: "123456 is your code".into(),
+        verification_id: None,
+        expires_at: None,
     };
     let err = provider.send(&msg).await.unwrap_err();
     assert_eq!(err, ProviderError::InvalidNumber);

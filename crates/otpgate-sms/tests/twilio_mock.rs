@@ -57,6 +57,8 @@ fn msg(channel: Channel) -> OutgoingCode {
         channel,
         locale: Some("en".into()),
         text: "123456 is your Acme verification code.\n\n@example.com #123456".into(),
+        verification_id: None,
+        expires_at: None,
     }
 }
 

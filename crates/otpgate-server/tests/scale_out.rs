@@ -241,6 +241,10 @@ async fn instances_with_their_own_signing_keys_accept_each_others_tokens() {
     let b = spawn_with(configure("b.json"), Overrides::default()).await;
     let from_a = sign_in(&a, "+14155550147").await;
     let from_b = sign_in(&b, "+14155550148").await;
+    // Each app has its own manual clock, frozen at its spawn: when the two spawned in different
+    // seconds, the later token is "not yet valid" by the earlier clock. Move both past that.
+    a.advance(Duration::from_secs(5));
+    b.advance(Duration::from_secs(5));
     for (app, session) in [(&b, &from_a), (&a, &from_b)] {
         assert_eq!(accepted_by(app, session["access_token"].as_str().unwrap()).await, (true, 200));
     }

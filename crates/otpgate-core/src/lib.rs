@@ -31,7 +31,9 @@ pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
 pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
-pub use session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId};
+pub use session::{
+    NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+};
 pub use store::{
     AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, StoredValue,
     VerificationStore,

@@ -547,6 +547,16 @@ impl KeyRing {
         ring.save(path)?;
         Ok(ring)
     }
+
+    /// `otpgate keys rotate` with OpenID Connect configured: as `rotate_file`, and a ring without
+    /// an RSA key gets one (so rotating is also how a production key file gains it).
+    pub fn rotate_file_with_rsa(path: &Path) -> Result<Self, KeyError> {
+        let mut ring = Self::load(path)?;
+        ring.rotate()?;
+        ring.add_rsa()?;
+        ring.save(path)?;
+        Ok(ring)
+    }
 }
 
 fn warn_if_readable_by_others(path: &Path) {
@@ -760,6 +770,21 @@ mod tests {
         assert_eq!(same.rsa_current().unwrap().kid(), rsa);
         let rotated = KeyRing::rotate_file(&path).unwrap();
         assert_eq!(rotated.rsa_previous().unwrap().kid(), rsa, "`otpgate keys rotate` rotates it");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rotating_with_rsa_adds_the_key_once_then_rotates_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signing.json");
+        let (plain, _) = KeyRing::load_or_generate(&path).unwrap();
+        let first = KeyRing::rotate_file_with_rsa(&path).unwrap();
+        assert_eq!(first.previous().unwrap().kid(), plain.current().kid(), "the Ed25519 key rotated as usual");
+        let rsa = first.rsa_current().expect("an RSA key was added").kid().to_owned();
+        assert!(first.rsa_previous().is_none());
+        let second = KeyRing::rotate_file_with_rsa(&path).unwrap();
+        assert_eq!(second.rsa_previous().unwrap().kid(), rsa, "then it rotates, keeping the previous one");
+        assert_eq!(KeyRing::load(&path).unwrap().rsa_current().unwrap().kid(), second.rsa_current().unwrap().kid());
     }
 
     #[cfg(unix)]

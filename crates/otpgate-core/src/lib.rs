@@ -10,6 +10,7 @@ pub mod error;
 pub mod idempotency;
 pub mod limits;
 pub mod mask;
+pub mod oidc;
 pub mod phone;
 pub mod policy;
 pub mod privacy;
@@ -29,11 +30,14 @@ pub use error::OtpError;
 pub use idempotency::{Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken, Reservation, StoredResponse};
 pub use limits::{LimitDecision, LimitRule, LimitScope};
 pub use mask::{mask_numbers_in_text, mask_phone};
+pub use oidc::{AuthorizationCode, CodeExchange, ConsumeOutcome, LoginSession, OidcStore};
 pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
 pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
-pub use session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId};
+pub use session::{
+    NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+};
 pub use store::{
     AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, StoredValue,
     VerificationStore,

@@ -130,12 +130,46 @@ pub enum RotateOutcome {
     Invalid,
 }
 
+/// The public half of a signing key as the store keeps it: raw bytes whose length tells the kind
+/// apart (an Ed25519 key is 32 bytes; an RSA key's DER never is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyMaterial {
+    /// The 32-byte Ed25519 public key (EdDSA access tokens).
+    Ed25519([u8; 32]),
+    /// A PKCS#1 `RSAPublicKey` in DER (RS256 OpenID Connect tokens). Checked by whoever uses it:
+    /// the domain has no crypto.
+    Rsa(Vec<u8>),
+}
+
+impl PublicKeyMaterial {
+    /// Longest RSA key DER we take from the store (an 8192-bit key is about 1 KiB).
+    const MAX_RSA_DER: usize = 2048;
+
+    /// The bytes to store (and to MAC: for Ed25519 the same 32 bytes as before RSA keys existed,
+    /// so rows published by older instances still check out).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            PublicKeyMaterial::Ed25519(key) => key,
+            PublicKeyMaterial::Rsa(der) => der,
+        }
+    }
+
+    /// From stored bytes; `None` for anything that is neither shape (a corrupt row).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        match bytes.len() {
+            32 => bytes.try_into().ok().map(PublicKeyMaterial::Ed25519),
+            // A DER SEQUENCE, bigger than any Ed25519 key.
+            33..=Self::MAX_RSA_DER if bytes[0] == 0x30 => Some(PublicKeyMaterial::Rsa(bytes.to_vec())),
+            _ => None,
+        }
+    }
+}
+
 /// The public half of a signing key, as an instance publishes it in the durable store.
 #[derive(Debug, Clone)]
 pub struct PublishedKey {
     pub kid: String,
-    /// Ed25519.
-    pub public_key: [u8; 32],
+    pub public_key: PublicKeyMaterial,
     /// Listed until then: past the expiry of every access token it signed.
     pub valid_until: Timestamp,
     /// A keyed digest (the HMAC key) over the three fields above, so that only an instance holding
@@ -229,6 +263,19 @@ mod tests {
             "usr_012345678901234567890",
         ] {
             assert!(UserId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn public_key_material_round_trips_and_refuses_other_shapes() {
+        let ed = PublicKeyMaterial::Ed25519([7; 32]);
+        assert_eq!(PublicKeyMaterial::from_bytes(ed.as_bytes()), Some(ed));
+        let mut der = vec![0x30, 0x82, 0x01, 0x0a];
+        der.resize(270, 1);
+        let rsa = PublicKeyMaterial::Rsa(der.clone());
+        assert_eq!(PublicKeyMaterial::from_bytes(rsa.as_bytes()), Some(rsa));
+        for bad in [&[][..], &[0x30; 31], &[0x31; 270], &vec![0x30; 4096]] {
+            assert_eq!(PublicKeyMaterial::from_bytes(bad), None, "{} bytes", bad.len());
         }
     }
 

@@ -4,9 +4,10 @@
 //!
 //! - [`verify`]: [`verify_access_token`] for otpgate and for other Rust services (with
 //!   `default-features = false` this is all the crate contains).
-//! - `keys` (feature `server`): [`KeyRing`], the current and previous signing keys, the JWKS, and
-//!   the key file.
-//! - `service` (feature `server`): [`SessionService`], what the HTTP server calls.
+//! - `keys` (feature `server`): [`KeyRing`], the current and previous signing keys (Ed25519, and
+//!   RSA for OpenID Connect's RS256), the JWKS, and the key file.
+//! - `service` (feature `server`): [`SessionService`], what the HTTP server calls, and what the
+//!   OpenID Connect crate builds on (bound refresh tokens, RS256 signing).
 
 pub mod verify;
 
@@ -19,6 +20,8 @@ pub use jsonwebtoken::jwk::JwkSet;
 pub use verify::{AccessClaims, VerifyError, VerifyingKeys, verify_access_token, verify_access_token_with_leeway};
 
 #[cfg(feature = "server")]
-pub use keys::{KeyError, KeyRing, SigningKey};
+pub use keys::{KeyError, KeyRing, RsaSigningKey, SigningKey};
 #[cfg(feature = "server")]
-pub use service::{Issued, Session, SessionConfig, SessionError, SessionService};
+pub use service::{
+    BoundRefresh, Issued, PreparedRefresh, RefreshBinding, Session, SessionConfig, SessionError, SessionService,
+};

@@ -12,14 +12,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use otpgate_core::session::{
-    NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+    NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
 };
 use otpgate_core::verification::random_base62;
 use otpgate_core::{Channel, Clock, CodeDigest, CodeHasher, OtpError, PhoneNumber, StoreError, Timestamp};
 use tracing::{info, warn};
 
-use crate::keys::{KeyRing, public_jwk};
+use crate::keys::{KeyRing, public_jwk, rsa_jwk, rsa_public_components};
+
+mod bound;
 use crate::verify::{AccessClaims, VerifyError, VerifyingKeys, verify_access_token};
+pub use bound::{BoundRefresh, PreparedRefresh, RefreshBinding};
 
 /// Session settings; the server fills them from its config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +117,21 @@ impl From<SessionError> for OtpError {
     }
 }
 
+/// What spending a refresh token came to (`SessionService::spend`).
+enum Spent {
+    /// Rotated now, or a repeat within the grace (then `at` is the first rotation's time and
+    /// `refresh_token` its successor).
+    Rotated {
+        user: User,
+        channel: Channel,
+        refresh_token: String,
+        at: Timestamp,
+    },
+    /// Presented after it was spent, past the grace: its family is revoked now.
+    Reused,
+    Invalid,
+}
+
 /// Bound into every sealed successor, so a sealed value means nothing anywhere else.
 const SEAL_AAD: &[u8] = b"otpgate-refresh-successor-v1";
 
@@ -171,8 +189,16 @@ impl SessionService {
     pub fn jwks(&self) -> JwkSet {
         let mut set = self.keys().jwks();
         for key in self.shared_keys() {
-            if set.find(&key.kid).is_none() {
-                set.keys.push(public_jwk(&key.kid, &key.public_key));
+            if set.find(&key.kid).is_some() {
+                continue;
+            }
+            match &key.public_key {
+                PublicKeyMaterial::Ed25519(public) => set.keys.push(public_jwk(&key.kid, public)),
+                PublicKeyMaterial::Rsa(der) => {
+                    if let Some((n, e)) = rsa_public_components(der) {
+                        set.keys.push(rsa_jwk(&key.kid, &n, &e));
+                    }
+                }
             }
         }
         set
@@ -192,8 +218,10 @@ impl SessionService {
         let ring = self.keys();
         let mut keys = ring.verifying_keys();
         for key in self.shared_keys() {
-            if !keys.kids().any(|kid| kid == key.kid) {
-                keys.insert_ed25519(key.kid.clone(), &key.public_key);
+            if let PublicKeyMaterial::Ed25519(public) = &key.public_key
+                && !keys.kids().any(|kid| kid == key.kid)
+            {
+                keys.insert_ed25519(key.kid.clone(), public);
             }
         }
         keys
@@ -210,20 +238,32 @@ impl SessionService {
     /// Publishes this instance's signing keys in the store, so every instance sharing it lists
     /// and accepts them: the current key until the tokens it may sign by the next renewal have
     /// expired, the previous one until the tokens it signed before the current key existed have.
+    /// The same for the RSA keys (RS256 OpenID Connect tokens, which live no longer than access
+    /// tokens).
     pub async fn publish_keys(&self) -> Result<(), SessionError> {
         let (ring, now) = (self.keys(), self.clock.now());
         let current = ring.current();
         let margin = self.config.access_ttl + REPUBLISH_EVERY * 2;
-        self.store
-            .publish_signing_key(&self.published_key(current.kid(), current.public_key(), now.plus(margin)), now)
-            .await?;
-        if let Some(previous) = ring.previous() {
-            let retired_at = Timestamp(i64::try_from(current.created_at()).unwrap_or(i64::MAX / 1000) * 1000);
-            let until = retired_at.plus(margin);
-            if until > now {
-                let key = self.published_key(previous.kid(), previous.public_key(), until);
-                self.store.publish_signing_key(&key, now).await?;
+        let retired_until = |successor_created_at: u64| {
+            let retired_at = Timestamp(i64::try_from(successor_created_at).unwrap_or(i64::MAX / 1000) * 1000);
+            Some(retired_at.plus(margin)).filter(|until| *until > now)
+        };
+        let mut keys = vec![(current.kid(), PublicKeyMaterial::Ed25519(*current.public_key()), now.plus(margin))];
+        if let Some(previous) = ring.previous()
+            && let Some(until) = retired_until(current.created_at())
+        {
+            keys.push((previous.kid(), PublicKeyMaterial::Ed25519(*previous.public_key()), until));
+        }
+        if let Some(rsa) = ring.rsa_current() {
+            keys.push((rsa.kid(), PublicKeyMaterial::Rsa(rsa.public_der().to_vec()), now.plus(margin)));
+            if let Some(previous) = ring.rsa_previous()
+                && let Some(until) = retired_until(rsa.created_at())
+            {
+                keys.push((previous.kid(), PublicKeyMaterial::Rsa(previous.public_der().to_vec()), until));
             }
+        }
+        for (kid, public_key, until) in keys {
+            self.store.publish_signing_key(&self.published_key(kid, public_key, until), now).await?;
         }
         *self.shared.published.lock().unwrap_or_else(|e| e.into_inner()) = Some((current.kid().to_owned(), now));
         self.read_shared_keys().await;
@@ -243,16 +283,13 @@ impl SessionService {
         if due { self.publish_keys().await } else { Ok(()) }
     }
 
-    fn published_key(&self, kid: &str, public_key: &[u8; 32], valid_until: Timestamp) -> PublishedKey {
-        PublishedKey {
-            kid: kid.to_owned(),
-            public_key: *public_key,
-            valid_until,
-            mac: self.published_key_mac(kid, public_key, valid_until),
-        }
+    fn published_key(&self, kid: &str, public_key: PublicKeyMaterial, valid_until: Timestamp) -> PublishedKey {
+        let mac = self.published_key_mac(kid, public_key.as_bytes(), valid_until);
+        PublishedKey { kid: kid.to_owned(), public_key, valid_until, mac }
     }
 
-    fn published_key_mac(&self, kid: &str, public_key: &[u8; 32], valid_until: Timestamp) -> CodeDigest {
+    /// Over the stored bytes: for an Ed25519 key the same 32 bytes as before RSA keys existed.
+    fn published_key_mac(&self, kid: &str, public_key: &[u8], valid_until: Timestamp) -> CodeDigest {
         let until = valid_until.0.to_be_bytes();
         self.hasher.digest_parts(&[b"otpgate-signing-key-v1", kid.as_bytes(), public_key, &until])
     }
@@ -270,8 +307,9 @@ impl SessionService {
     async fn read_shared_keys(&self) {
         match self.store.published_signing_keys(self.clock.now()).await {
             Ok(keys) => {
-                let authentic =
-                    |k: &PublishedKey| k.mac.ct_eq(&self.published_key_mac(&k.kid, &k.public_key, k.valid_until));
+                let authentic = |k: &PublishedKey| {
+                    k.mac.ct_eq(&self.published_key_mac(&k.kid, k.public_key.as_bytes(), k.valid_until))
+                };
                 let (good, forged): (Vec<_>, Vec<_>) = keys.into_iter().partition(authentic);
                 if !forged.is_empty() {
                     warn!(
@@ -310,22 +348,39 @@ impl SessionService {
         let now = self.clock.now();
         self.ensure_published(now).await?;
         // The family and channel are the presented token's; these are placeholders.
-        let (next_token, next) = self.new_refresh_token(TokenFamily::generate(), Channel::Sms, now);
+        let next = self.new_refresh_token(TokenFamily::generate(), Channel::Sms, now);
+        match self.spend(refresh_token, &presented, next, now).await? {
+            Spent::Rotated { user, channel, refresh_token, at } => self.session_for(&user, channel, refresh_token, at),
+            Spent::Reused | Spent::Invalid => Err(SessionError::Unauthorized),
+        }
+    }
+
+    /// Spends `token` (whose digest is `presented`) for `next`, with the reuse grace: the one
+    /// rotation the JSON API's refresh and the bound (OpenID Connect) refresh share.
+    async fn spend(
+        &self,
+        token: &str,
+        presented: &CodeDigest,
+        (next_token, next): (String, NewRefreshToken),
+        now: Timestamp,
+    ) -> Result<Spent, SessionError> {
         let rotation = Rotation {
             next,
-            sealed_next: self.seal(refresh_token, &next_token)?,
+            sealed_next: self.seal(token, &next_token)?,
             reuse_grace: self.config.refresh_reuse_grace,
         };
-        match self.store.rotate_refresh_token(&presented, &rotation, now).await? {
-            RotateOutcome::Rotated { user, channel } => self.session_for(&user, channel, next_token, now),
+        Ok(match self.store.rotate_refresh_token(presented, &rotation, now).await? {
+            RotateOutcome::Rotated { user, channel } => {
+                Spent::Rotated { user, channel, refresh_token: next_token, at: now }
+            }
             RotateOutcome::Repeated { user, channel, rotated_at, sealed_next } => {
-                let next_token = self.open(refresh_token, &sealed_next)?;
+                let refresh_token = self.open(token, &sealed_next)?;
                 info!(
                     event = "session.refresh_repeat",
                     outcome = "same_session",
                     "a refresh was repeated within the grace"
                 );
-                self.session_for(&user, channel, next_token, rotated_at)
+                Spent::Rotated { user, channel, refresh_token, at: rotated_at }
             }
             RotateOutcome::Reused => {
                 warn!(
@@ -333,10 +388,10 @@ impl SessionService {
                     outcome = "chain_revoked",
                     "a spent refresh token was presented"
                 );
-                Err(SessionError::Unauthorized)
+                Spent::Reused
             }
-            RotateOutcome::Invalid => Err(SessionError::Unauthorized),
-        }
+            RotateOutcome::Invalid => Spent::Invalid,
+        })
     }
 
     /// Revokes the chain `refresh_token` belongs to. Unknown or malformed tokens are not an error

@@ -8,10 +8,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, KeyInit, Mac};
-use otpgate_core::{Channel, Clock, CodeHasher, ManualClock, OtpError, PhoneNumber, StoreError, VerificationStore};
+use otpgate_core::{
+    Channel, Clock, CodeHasher, ManualClock, OtpError, PhoneNumber, SessionStore, StoreError, VerificationStore,
+};
 use otpgate_session::{
-    KeyRing, Session, SessionConfig, SessionError, SessionService, VerifyError, VerifyingKeys, verify_access_token,
-    verify_access_token_with_leeway,
+    BoundRefresh, KeyRing, RefreshBinding, Session, SessionConfig, SessionError, SessionService, VerifyError,
+    VerifyingKeys, verify_access_token, verify_access_token_with_leeway,
 };
 use otpgate_store::SqliteStore;
 use serde_json::{Value, json};
@@ -519,4 +521,139 @@ async fn a_key_published_without_the_hmac_key_is_ignored() {
     let forged_kid = forger.verifying_keys().kids().next().unwrap().to_owned();
     assert!(h.service.current_jwks().await.find(&forged_kid).is_none());
     assert!(matches!(h.service.me(&forged.access_token).await, Err(SessionError::Unauthorized)));
+}
+
+fn rsa_ring() -> KeyRing {
+    static RING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KeyRing::from_json(RING.get_or_init(|| KeyRing::generate_with_rsa().unwrap().to_json())).unwrap()
+}
+
+async fn harness_with_rsa() -> Harness {
+    let h = harness().await;
+    let keys = rsa_ring();
+    h.service.replace_keys(keys.clone());
+    Harness { keys, ..h }
+}
+
+/// RSA keys are shared like the Ed25519 ones: an RS256 token one instance signs verifies at the
+/// other (which reads the key from the store), and both JWKS list both RSA keys; a key published
+/// without the HMAC key is not taken.
+#[tokio::test]
+async fn rsa_keys_are_published_and_resolved_across_instances() {
+    let h = harness_with_rsa().await;
+    let mut other_keys = KeyRing::generate().unwrap();
+    other_keys.add_rsa().unwrap();
+    let other = sibling(&h, other_keys.clone(), [5u8; 32]);
+    let token = other.sign_rs256("JWT", &json!({ "sub": "x", "exp": 4_000_000_000u64 })).await.unwrap();
+    let kid = parts(&token).0["kid"].as_str().unwrap().to_owned();
+    assert_eq!(kid, other_keys.rsa_current().unwrap().kid());
+    let key = h.service.rs256_key(&kid).await.expect("published before it signed");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.required_spec_claims.clear();
+    assert!(jsonwebtoken::decode::<Value>(&token, &key, &validation).is_ok());
+    let jwks = h.service.current_jwks().await;
+    assert!(jwks.find(&kid).is_some() && jwks.find(h.keys.rsa_current().unwrap().kid()).is_some());
+    // The shared RSA key never becomes an EdDSA verifying key.
+    assert!(!h.service.verifying_keys().kids().any(|k| k == kid));
+    assert!(h.service.rs256_key(h.keys.current().kid()).await.is_none(), "an Ed25519 kid is no RSA key");
+
+    let forger = sibling(&h, rsa_ring_other(), [6u8; 32]);
+    let forged = forger.sign_rs256("JWT", &json!({})).await.unwrap();
+    let forged_kid = parts(&forged).0["kid"].as_str().unwrap().to_owned();
+    assert!(h.service.rs256_key(&forged_kid).await.is_none());
+}
+
+fn rsa_ring_other() -> KeyRing {
+    static RING: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KeyRing::from_json(RING.get_or_init(|| KeyRing::generate_with_rsa().unwrap().to_json())).unwrap()
+}
+
+#[tokio::test]
+async fn signing_rs256_without_an_rsa_key_is_an_internal_error() {
+    let h = harness().await;
+    assert!(!h.service.can_sign_rs256());
+    assert!(matches!(h.service.sign_rs256("JWT", &json!({})).await, Err(SessionError::Internal(_))));
+}
+
+/// Bound refresh tokens (OpenID Connect grants): rotate like the JSON API's, with the reuse
+/// grace and reuse detection, and are valid only under their own binding.
+#[tokio::test]
+async fn bound_refresh_tokens_rotate_and_stay_in_their_binding() {
+    let h = harness().await;
+    let (user, api_session) = sign_in(&h, 30).await;
+    let web = RefreshBinding::new("ort_g1.", b"web".to_vec());
+    let prepared = h.service.prepare_refresh(&web, Channel::Sms);
+    assert!(prepared.token().starts_with("ort_g1.") && prepared.token().len() == 7 + 32);
+    assert!(!format!("{prepared:?}").contains(prepared.token()));
+    assert!(h.service.store_refresh_for(&user, &prepared).await.unwrap());
+
+    // Another client, another prefix, the JSON API: none of them takes the token.
+    let app = RefreshBinding::new("ort_g1.", b"app".to_vec());
+    assert!(matches!(h.service.rotate_bound(prepared.token(), &app).await.unwrap(), BoundRefresh::Invalid));
+    let other_prefix = RefreshBinding::new("ort_g2.", b"web".to_vec());
+    assert!(matches!(h.service.rotate_bound(prepared.token(), &other_prefix).await.unwrap(), BoundRefresh::Invalid));
+    assert!(matches!(h.service.refresh(prepared.token()).await, Err(SessionError::Unauthorized)));
+    assert!(matches!(h.service.rotate_bound(&api_session.refresh_token, &web).await.unwrap(), BoundRefresh::Invalid));
+
+    let BoundRefresh::Rotated { user: got, channel, refresh_token: next, .. } =
+        h.service.rotate_bound(prepared.token(), &web).await.unwrap()
+    else {
+        panic!("a live bound token rotates")
+    };
+    assert_eq!((got.id, channel), (user.id.clone(), Channel::Sms));
+    assert!(next.starts_with("ort_g1.") && next != prepared.token());
+    // A repeat within the grace: the same successor.
+    let BoundRefresh::Rotated { refresh_token: again, .. } =
+        h.service.rotate_bound(prepared.token(), &web).await.unwrap()
+    else {
+        panic!("a repeat within the grace")
+    };
+    assert_eq!(again, next);
+    // Past the grace: reuse revokes the family, the successor with it.
+    h.clock.advance(Duration::from_secs(11));
+    assert!(matches!(h.service.rotate_bound(prepared.token(), &web).await.unwrap(), BoundRefresh::Reused));
+    assert!(matches!(h.service.rotate_bound(&next, &web).await.unwrap(), BoundRefresh::Invalid));
+    // The JSON API's own session lives on.
+    assert!(h.service.refresh(&api_session.refresh_token).await.is_ok());
+}
+
+#[tokio::test]
+async fn bound_families_are_revoked_by_any_of_their_tokens() {
+    let h = harness().await;
+    let (user, _) = sign_in(&h, 31).await;
+    let web = RefreshBinding::new("ort_g3.", b"web".to_vec());
+    let first = h.service.prepare_refresh(&web, Channel::Call);
+    assert!(h.service.store_refresh_for(&user, &first).await.unwrap());
+    let BoundRefresh::Rotated { refresh_token: next, channel, .. } =
+        h.service.rotate_bound(first.token(), &web).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(channel, Channel::Call, "the family keeps its channel");
+    // Revoking by the first (spent) token's digest ends the live successor.
+    assert!(h.service.revoke_family_of(&first.digest()).await.unwrap());
+    assert!(matches!(h.service.rotate_bound(&next, &web).await.unwrap(), BoundRefresh::Invalid));
+
+    let second = h.service.prepare_refresh(&web, Channel::Sms);
+    assert!(h.service.store_refresh_for(&user, &second).await.unwrap());
+    assert!(!h.service.revoke_bound(second.token(), &RefreshBinding::new("ort_g3.", b"app".to_vec())).await.unwrap());
+    assert!(!h.service.revoke_bound("junk", &web).await.unwrap());
+    assert!(h.service.revoke_bound(second.token(), &web).await.unwrap());
+    assert!(matches!(h.service.rotate_bound(second.token(), &web).await.unwrap(), BoundRefresh::Invalid));
+}
+
+/// A bound family is only ever stored for the user it was prepared for: if that user was erased
+/// meanwhile, nothing usable is stored and no user is left behind.
+#[tokio::test]
+async fn a_bound_token_is_not_stored_for_an_erased_user() {
+    let h = harness().await;
+    let (user, session) = sign_in(&h, 32).await;
+    h.service.delete_me(&session.access_token).await.unwrap();
+    let web = RefreshBinding::new("ort_g4.", b"web".to_vec());
+    let prepared = h.service.prepare_refresh(&web, Channel::Sms);
+    assert!(!h.service.store_refresh_for(&user, &prepared).await.unwrap());
+    assert!(matches!(h.service.rotate_bound(prepared.token(), &web).await.unwrap(), BoundRefresh::Invalid));
+    assert!(h.service.find_user(&user.id).await.unwrap().is_none());
+    let records = h.store.export_user_by_phone(&phone(32)).await.unwrap();
+    assert!(records.is_none(), "no user was made for the erased phone: {records:?}");
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpgate_core::session::{
-    NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
+    NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
 };
 use otpgate_core::store::NewCode;
 use otpgate_core::{
@@ -331,14 +331,23 @@ pub async fn the_grace_never_extends_a_revoked_or_deleted_chain(store: Arc<dyn S
 }
 
 fn published(kid: &str, byte: u8, valid_until: Timestamp) -> PublishedKey {
-    PublishedKey { kid: kid.into(), public_key: [byte; 32], valid_until, mac: digest(&format!("{kid}{byte}")) }
+    let public_key = PublicKeyMaterial::Ed25519([byte; 32]);
+    PublishedKey { kid: kid.into(), public_key, valid_until, mac: digest(&format!("{kid}{byte}")) }
+}
+
+/// An RSA-2048-sized public key (a DER SEQUENCE of 270 bytes; the store does not parse it).
+fn published_rsa(kid: &str, byte: u8, valid_until: Timestamp) -> PublishedKey {
+    let mut der = vec![0x30, 0x82, 0x01, 0x0a];
+    der.resize(270, byte);
+    let public_key = PublicKeyMaterial::Rsa(der);
+    PublishedKey { kid: kid.into(), public_key, valid_until, mac: digest(&format!("{kid}{byte}")) }
 }
 
 /// Published signing keys: listed while valid, a longer validity replaces a shorter one (never the
 /// other way round), and expired ones go.
 pub async fn published_signing_keys_are_listed_while_valid(store: Arc<dyn SessionBackend>) {
     let listed = |keys: Vec<PublishedKey>| -> Vec<(String, u8, Timestamp)> {
-        keys.into_iter().map(|k| (k.kid, k.public_key[0], k.valid_until)).collect()
+        keys.into_iter().map(|k| (k.kid, k.public_key.as_bytes()[0], k.valid_until)).collect()
     };
     assert!(store.published_signing_keys(T0).await.unwrap().is_empty());
     store.publish_signing_key(&published("kid-b", 2, secs(600)), T0).await.unwrap();
@@ -356,6 +365,14 @@ pub async fn published_signing_keys_are_listed_while_valid(store: Arc<dyn Sessio
     store.publish_signing_key(&published("kid-c", 3, secs(1200)), secs(700)).await.unwrap();
     let keys = store.published_signing_keys(secs(0)).await.unwrap();
     assert_eq!(listed(keys), [("kid-a".into(), 1, secs(900)), ("kid-c".into(), 3, secs(1200))], "kid-b deleted");
+    // RSA keys (OpenID Connect's RS256) are published beside them and come back byte for byte.
+    let rsa = published_rsa("kid-r", 4, secs(1200));
+    store.publish_signing_key(&rsa, secs(700)).await.unwrap();
+    let keys = store.published_signing_keys(secs(700)).await.unwrap();
+    let back = keys.iter().find(|k| k.kid == "kid-r").expect("the RSA key is listed");
+    assert_eq!(back.public_key, rsa.public_key);
+    assert!(back.mac.ct_eq(&rsa.mac));
+    assert!(keys.iter().any(|k| k.public_key == PublicKeyMaterial::Ed25519([1; 32])), "Ed25519 keys stay Ed25519");
 }
 
 /// Writes one `#[tokio::test]` per session contract check; `$make` is an async block expression

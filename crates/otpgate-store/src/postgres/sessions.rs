@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use otpgate_core::privacy::UserRecords;
-use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
+use otpgate_core::session::{
+    NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId,
+};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -304,7 +306,7 @@ impl SessionStore for PgStore {
                  WHERE signing_keys.valid_until < excluded.valid_until",
             )
             .bind(&key.kid)
-            .bind(key.public_key.as_slice())
+            .bind(key.public_key.as_bytes())
             .bind(key.valid_until.0)
             .bind(key.mac.as_bytes().as_slice())
             .execute(&mut *tx)
@@ -331,7 +333,7 @@ impl SessionStore for PgStore {
                     let mac: Vec<u8> = row.try_get("mac").map_err(classify)?;
                     Ok(PublishedKey {
                         kid: row.try_get("kid").map_err(classify)?,
-                        public_key: public.as_slice().try_into().map_err(|_| corrupt())?,
+                        public_key: PublicKeyMaterial::from_bytes(&public).ok_or_else(corrupt)?,
                         valid_until: Timestamp(row.try_get("valid_until").map_err(classify)?),
                         mac: CodeDigest::from_slice(&mac).ok_or_else(corrupt)?,
                     })

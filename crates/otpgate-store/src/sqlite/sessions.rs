@@ -5,7 +5,9 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
+use otpgate_core::session::{
+    NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId,
+};
 use otpgate_core::{Channel, CodeDigest, PhoneNumber, StoreError, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -64,7 +66,7 @@ pub(crate) fn published_key(
     let corrupt = || StoreError::Internal("corrupt signing key row".into());
     Ok(PublishedKey {
         kid,
-        public_key: public.try_into().map_err(|_| corrupt())?,
+        public_key: PublicKeyMaterial::from_bytes(public).ok_or_else(corrupt)?,
         valid_until: Timestamp(valid_until),
         mac: CodeDigest::from_slice(mac).ok_or_else(corrupt)?,
     })
@@ -295,7 +297,7 @@ impl SessionStore for SqliteStore {
                      ON CONFLICT (kid) DO UPDATE SET public_key = excluded.public_key, \
                      valid_until = excluded.valid_until, mac = excluded.mac \
                      WHERE signing_keys.valid_until < excluded.valid_until",
-                    params![key.kid, key.public_key.as_slice(), key.valid_until.0, key.mac.as_bytes().as_slice()],
+                    params![key.kid, key.public_key.as_bytes(), key.valid_until.0, key.mac.as_bytes().as_slice()],
                 )
                 .map(drop)
             })

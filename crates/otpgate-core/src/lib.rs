@@ -32,7 +32,7 @@ pub use limits::{LimitDecision, LimitRule, LimitScope};
 pub use mask::{mask_numbers_in_text, mask_phone};
 pub use oidc::{AuthorizationCode, CodeExchange, ConsumeOutcome, LoginSession, OidcStore};
 pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
-pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
+pub use policy::{LimitSet, Policy, PolicyError, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
 pub use session::{

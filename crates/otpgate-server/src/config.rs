@@ -814,7 +814,7 @@ impl Config {
         self.listen_addr()?;
         self.region()?;
         self.store.urls()?;
-        self.policy().validate().map_err(|e| bad(if e.starts_with("tripwire") { "tripwire" } else { "codes" }, e))?;
+        self.policy().validate().map_err(|e| bad(policy_key(e), e))?;
         for (name, rate) in self.limits.named() {
             if rate.count > 0 && rate.period_secs == 0 {
                 return Err(bad(&format!("limits.{name}"), "period_secs must be positive (count = 0 switches it off)"));
@@ -932,6 +932,20 @@ impl Config {
     /// The effective configuration as TOML-like JSON with every secret replaced by `<redacted>`.
     pub fn redacted_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<cannot render config: {e}>"))
+    }
+}
+
+/// The configuration key of the policy value that `e` is about.
+fn policy_key(e: otpgate_core::PolicyError) -> &'static str {
+    use otpgate_core::PolicyError::*;
+    match e {
+        CodeLength(_) => "codes.length",
+        CodeTtl => "codes.ttl_secs",
+        MaxAttempts(_) => "codes.max_attempts",
+        ResendCooldown => "codes.resend_cooldown_secs",
+        TripwireApprovalRate => "tripwire.min_approval_rate",
+        TripwireWindow => "tripwire.window_secs",
+        TripwireMinSends => "tripwire.min_sends",
     }
 }
 

@@ -29,8 +29,8 @@ pub fn build(config: &Config, clock: &Arc<dyn Clock>) -> Result<BuiltProvider, C
         .provider
         .twilio
         .as_ref()
-        .ok_or_else(|| ConfigError("config key `provider.twilio`: is required for the twilio providers".into()))?;
-    let named = |e: otpgate_sms::ConfigError| ConfigError(format!("config key `provider.twilio`: {e}"));
+        .ok_or_else(|| ConfigError::key("provider.twilio", "is required for the twilio providers"))?;
+    let named = |e: otpgate_sms::ConfigError| ConfigError::key("provider.twilio", e);
     // One pooled client for every Twilio provider: keep-alive connections are shared.
     let http = otpgate_sms::http::build_client(&twilio.http).map_err(named)?;
     let mut providers: Vec<Arc<dyn SmsProvider>> = Vec::new();
@@ -43,7 +43,7 @@ pub fn build(config: &Config, clock: &Arc<dyn Clock>) -> Result<BuiltProvider, C
                 Arc::new(TwilioMessaging::new(twilio, http.clone(), clock.clone()).map_err(named)?)
             }
             ProviderKind::Demo => {
-                return Err(ConfigError("config key `provider.failover`: the demo provider cannot fail over".into()));
+                return Err(ConfigError::key("provider.failover", "the demo provider cannot fail over"));
             }
         });
     }

@@ -94,8 +94,8 @@ impl Application {
         crate::metrics::handle();
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);
-        let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
-            .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+        let hasher =
+            CodeHasher::new(&crate::keys::hmac_key(config)?).map_err(|e| ConfigError::key("secrets.hmac_key", e))?;
         crate::keys::check_shared(config, &stores, &hasher, clock.now()).await?;
 
         let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
@@ -254,7 +254,7 @@ fn bot_check(config: &Config) -> Result<Option<BotCheck>, ConfigError> {
         return Ok(None);
     };
     let verifier = crate::botcheck::HttpBotVerifier::new(kind, secret, config.bot_check.verify_url.clone())
-        .map_err(|e| ConfigError(format!("config key `bot_check`: {e}")))?;
+        .map_err(|e| ConfigError::key("bot_check", e))?;
     let required = &config.bot_check.required_for;
     let scope = if required.iter().any(|c| c == "*") {
         BotScope::All
@@ -276,7 +276,7 @@ fn build_sessions(
 ) -> Result<SessionService, StartError> {
     let path = config.keys_file()?;
     let key_error = |e: otpgate_session::keys::KeyError| {
-        ConfigError(format!("config key `sessions.keys_file` ({}): {e}", path.display()))
+        ConfigError::key("sessions.keys_file", format!("({}): {e}", path.display()))
     };
     let keys = if config.is_production() {
         KeyRing::load(&path).map_err(key_error)?

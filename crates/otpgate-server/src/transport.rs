@@ -60,11 +60,14 @@ pub fn check_plain_http(config: &Config) -> Result<(), ConfigError> {
     if is_internal(addr.ip()) || !config.trusted_proxies()?.is_empty() {
         return Ok(());
     }
-    Err(ConfigError(format!(
-        "config key `listen`: production refuses plain HTTP on {addr}, which is not a loopback or private \
-         address; set `tls.cert_file` and `tls.key_file`, or put a TLS-terminating proxy in front and list \
-         it in `http.trusted_proxies`"
-    )))
+    Err(ConfigError::key(
+        "listen",
+        format!(
+            "production refuses plain HTTP on {addr}, which is not a loopback or private address; set \
+             `tls.cert_file` and `tls.key_file`, or put a TLS-terminating proxy in front and list it in \
+             `http.trusted_proxies`"
+        ),
+    ))
 }
 
 impl Transport {

@@ -1,0 +1,165 @@
+//! Loading and validation, end to end from TOML and environment variables.
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+}
+
+fn load(toml: Option<&str>, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("otpgate.toml");
+    if let Some(toml) = toml {
+        std::fs::write(&path, toml).unwrap();
+    }
+    Config::load_from(toml.map(|_| path.as_path()), &env(vars))
+}
+
+const PROD_KEY: &str = "0123456789abcdef0123456789abcdef-prod";
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let c = load(None, &[]).unwrap();
+    assert_eq!(c.listen, "127.0.0.1:8080");
+    assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("otpgate.db"));
+    assert_eq!(c.provider_kind(), Some(ProviderKind::Demo));
+    let p = c.policy();
+    assert_eq!((p.code_length, p.code_ttl.as_secs(), p.max_attempts, p.resend_cooldown.as_secs()), (6, 120, 5, 30));
+    assert_eq!(p.limits.phone_send, Some(Rate::new(3, Duration::from_secs(60))));
+    assert_eq!(p.limits.country_send, None, "per-country limit off by default");
+    assert_eq!(p.limits.ip_check, Some(Rate::new(30, Duration::from_secs(60))));
+    let tn = c.effective_test_numbers().unwrap();
+    assert_eq!(tn.get("+15005550006").map(|c| c.expose().to_owned()).as_deref(), Some("123456"));
+}
+
+#[test]
+fn the_default_test_number_exists_only_with_the_demo_provider() {
+    let twilio = [
+        ("OTPGATE_PROVIDER__TWILIO__MESSAGING__FROM", "+15005550006"),
+        ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000"), // fake test SID
+        ("OTPGATE_PROVIDER__TWILIO__AUTH_TOKEN", "fake-token"),
+    ];
+    for kind in ["twilio-messaging", "[twilio-messaging]"] {
+        let key = if kind.starts_with('[') { "OTPGATE_PROVIDER__FAILOVER" } else { "OTPGATE_PROVIDER__KIND" };
+        let mut vars = twilio.to_vec();
+        vars.push((key, kind));
+        let c = load(None, &vars).unwrap();
+        assert!(c.effective_test_numbers().unwrap().is_empty(), "{kind}: no default test number");
+        let listed = load(Some("[test_numbers]\n\"+15005550007\" = \"654321\"\n"), &vars).unwrap();
+        let numbers = listed.effective_test_numbers().unwrap();
+        assert_eq!(numbers.keys().collect::<Vec<_>>(), ["+15005550007"], "{kind}: only what is listed");
+    }
+    let demo = load(Some("[provider]\nkind = \"demo\"\n"), &[]).unwrap();
+    assert_eq!(demo.effective_test_numbers().unwrap().len(), 1);
+}
+
+#[test]
+fn a_bot_check_may_be_required_nowhere() {
+    let c = load(Some("[bot_check]\nkind = \"turnstile\"\nsecret = \"s\"\n"), &[]).unwrap();
+    assert!(c.bot_check.required_for.is_empty());
+    assert_eq!(c.bot_check.passed_limit_factor, 10);
+    let e = load(None, &[("OTPGATE_BOT_CHECK__PASSED_LIMIT_FACTOR", "5000")]).unwrap_err().to_string();
+    assert!(e.contains("bot_check.passed_limit_factor"), "{e}");
+}
+
+#[test]
+fn file_then_env_then_file_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("hmac");
+    std::fs::write(&secret, format!("{PROD_KEY}\n")).unwrap();
+    let c = load(
+        Some("app_name = \"Acme\"\n[codes]\nttl_secs = 300\nlength = 8\n"),
+        &[
+            ("OTPGATE_CODES__TTL_SECS", "240"),
+            ("OTPGATE_SECRETS__HMAC_KEY", "x".repeat(40).as_str()),
+            ("OTPGATE_SECRETS__HMAC_KEY_FILE", secret.to_str().unwrap()),
+            ("OTPGATE_TEST_REDIS_URL", "redis://ignored"),
+            ("OTPGATE_TEST_NUMBERS", r#"{"+15005550007" = "87654321"}"#),
+            ("OTPGATE_PROVIDER__TWILIO__MESSAGING__FROM", "+15005550006"),
+            ("OTPGATE_PROVIDER__TWILIO__ACCOUNT_SID", "AC00000000000000000000000000000000"), // fake test SID
+            ("OTPGATE_PROVIDER__TWILIO__AUTH_TOKEN", "fake-token"),
+            ("OTPGATE_PROVIDER__FAILOVER", "[twilio-messaging]"),
+            ("UNRELATED", "1"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.app_name, "Acme");
+    assert_eq!(c.codes.length, 8);
+    assert_eq!(c.codes.ttl_secs, 240, "env beats the file");
+    assert_eq!(
+        c.secrets.hmac_key.as_ref().unwrap().expose_secret(),
+        PROD_KEY,
+        "the _FILE secret wins, newline trimmed"
+    );
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = load(Some("[codes]\nttl = 5\n"), &[]).unwrap_err().to_string();
+    assert!(e.contains("ttl"), "{e}");
+    let e = load(None, &[("OTPGATE_CODEZ__LENGTH", "6")]).unwrap_err().to_string();
+    assert!(e.contains("codez") && e.contains("environment variables"), "{e}");
+    let e = load(None, &[("OTPGATE_CODES__LENGTH", "six")]).unwrap_err().to_string();
+    assert!(e.contains("`codes.length`"), "{e}");
+}
+
+#[test]
+fn unsafe_values_are_named() {
+    for (vars, key) in [
+        (vec![("OTPGATE_CODES__LENGTH", "3")], "codes"),
+        (vec![("OTPGATE_LISTEN", "nowhere")], "listen"),
+        (vec![("OTPGATE_DEFAULT_REGION", "XX")], "default_region"),
+        (vec![("OTPGATE_SECRETS__HMAC_KEY", "short")], "secrets.hmac_key"),
+        (vec![("OTPGATE_STORE__HOT", "mysql://x")], "store.hot"),
+        (vec![("OTPGATE_WEBOTP_DOMAIN", "exa mple.com")], "webotp_domain"),
+    ] {
+        let e = load(None, &vars).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    let e = load(Some("[messages]\nen = \"no placeholder\"\n"), &[]).unwrap_err().to_string();
+    assert!(e.contains("messages") && e.contains("`en`"), "{e}");
+    let e = load(Some("[test_numbers]\n\"+15005550006\" = \"12ab56\"\n"), &[]).unwrap_err().to_string();
+    assert!(e.contains("test_numbers") && !e.contains("12ab56"), "{e}");
+}
+
+#[test]
+fn production_refuses_demo_test_numbers_and_missing_key() {
+    let prod = [("OTPGATE_ENVIRONMENT", "production")];
+    let e = load(None, &prod).unwrap_err().to_string();
+    assert!(e.contains("secrets.hmac_key"), "{e}");
+    let e = load(None, &[("OTPGATE_ENVIRONMENT", "production"), ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sessions.keys_file"), "{e}");
+    let with_key = [
+        ("OTPGATE_ENVIRONMENT", "production"),
+        ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY),
+        ("OTPGATE_SESSIONS__KEYS_FILE", "/var/lib/otpgate/keys.json"),
+    ];
+    let e = load(None, &with_key).unwrap_err().to_string();
+    assert!(e.contains("provider.kind"), "{e}");
+    let e = load(Some("[provider]\nkind = \"demo\"\n"), &with_key).unwrap_err().to_string();
+    assert!(e.contains("demo provider"), "{e}");
+    let ok =
+        load(Some("dangerously_allow_demo_provider_in_production = true\n[provider]\nkind = \"demo\"\n"), &with_key)
+            .unwrap();
+    assert!(ok.effective_test_numbers().unwrap().is_empty(), "no test numbers by default in production");
+    let e = load(
+        Some("dangerously_allow_demo_provider_in_production = true\n[provider]\nkind = \"demo\"\n[test_numbers]\n\"+15005550006\" = \"123456\"\n"),
+        &with_key,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("test_numbers"), "{e}");
+}
+
+#[test]
+fn redacted_print_holds_no_secret() {
+    let c = load(None, &[("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)]).unwrap();
+    let printed = c.redacted_json();
+    assert!(!printed.contains(PROD_KEY), "{printed}");
+    assert!(printed.contains("<redacted>"));
+    assert!(!format!("{c:?}").contains(PROD_KEY));
+}

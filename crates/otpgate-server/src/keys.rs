@@ -9,18 +9,17 @@ use std::path::{Path, PathBuf};
 
 use otpgate_core::shared_key::{self, KeyCheck};
 use otpgate_core::{Clock, CodeHasher, SystemClock, Timestamp};
-use otpgate_store::open::redact;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError};
 use crate::stores::{OpenError, Stores};
 
 /// The development key file: configured, or `<database file>.hmac-key`.
-pub fn dev_key_path(config: &Config) -> Result<PathBuf, ConfigError> {
-    if let Some(path) = &config.secrets.dev_hmac_key_file {
-        return Ok(path.clone());
+pub fn dev_key_path(config: &Config) -> PathBuf {
+    match &config.secrets.dev_hmac_key_file {
+        Some(path) => path.clone(),
+        None => config.beside_database(".hmac-key"),
     }
-    Ok(config.beside_database(".hmac-key"))
 }
 
 pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {
@@ -30,7 +29,7 @@ pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {
     if config.is_production() {
         return Err(ConfigError::key("secrets.hmac_key", "is required in production"));
     }
-    load_or_create(&dev_key_path(config)?)
+    load_or_create(&dev_key_path(config))
 }
 
 /// Refuses to start when the hot store was first used with another HMAC key; records this
@@ -55,7 +54,7 @@ pub async fn check_shared(
              same `secrets.hmac_key` (in development, point `secrets.dev_hmac_key_file` at one shared \
              file). If the key was changed on purpose: stop every instance, then run \
              `otpgate secrets adopt-hmac-key` once (pending codes, sessions and limits of the old key are lost).",
-                redact(&config.store.hot),
+                config.store.hot.redacted(),
                 shared_key::fingerprint(hasher),
             ),
         ))),

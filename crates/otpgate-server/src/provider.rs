@@ -56,8 +56,8 @@ pub fn build(config: &Config, clock: &Arc<dyn Clock>) -> Result<BuiltProvider, C
 /// `otpgate sms test`. Answers a line for the operator; failures name our error kind only (the
 /// provider's own words are in the log).
 pub async fn send_test_message(config: &Config, phone: &str) -> Result<String, String> {
-    let phone = otpgate_core::PhoneNumber::parse(phone, config.region().map_err(|e| e.to_string())?)
-        .map_err(|e| format!("invalid phone number: {e}"))?;
+    let phone =
+        otpgate_core::PhoneNumber::parse(phone, config.region()).map_err(|e| format!("invalid phone number: {e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(otpgate_core::SystemClock);
     let built = build(config, &clock).map_err(|e| e.to_string())?;
     let code = otpgate_core::Code::generate(config.codes.length);

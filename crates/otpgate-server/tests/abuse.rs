@@ -135,7 +135,7 @@ async fn a_stranger_cannot_lock_a_phone_without_a_live_verification() {
     let provider = FakeProvider::new(FakeBehaviour::Deliver);
     let app = spawn_with(
         |c| {
-            c.http.trusted_proxies = vec!["127.0.0.1".into()];
+            c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
             // The phone's doubling resend cooldown would refuse the sends every 20 s below; it is
             // not what this test is about.
             c.codes.resend_cooldown_secs = 0;
@@ -279,7 +279,7 @@ async fn spoofed_forwarding_headers_earn_nothing_but_a_trusted_proxy_is_believed
     // Behind a trusted proxy (127.0.0.1 here), each real client has its own quota...
     let (app, _) = app_with(|c| {
         ip_only(c);
-        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+        c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
     })
     .await;
     for i in 0..10 {
@@ -310,7 +310,7 @@ async fn send_with_headers(app: &TestApp, phone: &str, headers: &[(&str, String)
 fn ten_per_ip_behind_a_proxy(c: &mut Config) {
     c.limits.ip_send.count = 10;
     c.limits.ip_send.period_secs = 60;
-    c.http.trusted_proxies = vec!["127.0.0.1".into()];
+    c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
 }
 
 #[tokio::test]
@@ -406,7 +406,7 @@ async fn checks_per_ip_count_an_ipv6_slash_64_as_one_client() {
     let (app, _) = app_with(|c| {
         c.limits.ip_check.count = 5;
         c.limits.ip_check.period_secs = 60;
-        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+        c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
     })
     .await;
     let mut limited = 0;
@@ -424,7 +424,7 @@ async fn checks_per_ip_count_an_ipv6_slash_64_as_one_client() {
 
 #[tokio::test]
 async fn region_policy_refuses_before_the_provider() {
-    let (app, provider) = app_with(|c| c.regions.deny = vec!["GB".into()]).await;
+    let (app, provider) = app_with(|c| c.regions.deny = vec!["GB".parse().unwrap()]).await;
     let r = app.send("+447400123456").await;
     assert_eq!((r.status, r.error_code().as_str()), (422, "unsupported_region"));
     let premium = app.send("+19002345678").await;
@@ -434,7 +434,7 @@ async fn region_policy_refuses_before_the_provider() {
     assert_eq!(provider.calls(), 0);
     assert_eq!(app.send(&us(600)).await.status, 201);
 
-    let (app, provider) = app_with(|c| c.regions.allow = Some(vec!["GB".into()])).await;
+    let (app, provider) = app_with(|c| c.regions.allow = Some(vec!["GB".parse().unwrap()])).await;
     assert_eq!(app.send(&us(601)).await.error_code(), "unsupported_region");
     assert_eq!(app.send("+447400123456").await.status, 201);
     assert_eq!(provider.calls(), 1);
@@ -462,7 +462,7 @@ async fn non_geographic_numbers_are_refused_by_default_before_any_limit_or_provi
     assert_eq!(app.send(&us(611)).await.error_code(), "rate_limited", "and they do count real sends");
 
     // An operator who wants them lists the kinds to refuse without `non_geographic`.
-    let (app, provider) = app_with(|c| c.regions.refused_kinds = vec!["premium_rate".into()]).await;
+    let (app, provider) = app_with(|c| c.regions.refused_kinds = vec!["premium_rate".parse().unwrap()]).await;
     assert_eq!(app.send(non_geographic[0]).await.status, 201);
     assert_eq!(provider.calls(), 1);
 }
@@ -521,7 +521,7 @@ async fn the_bot_check_is_enforced_where_configured() {
     let (app, provider) = app_with(|c| {
         c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Turnstile);
         c.bot_check.secret = Some("bot-secret".to_owned().into());
-        c.bot_check.required_for = vec!["GB".into()];
+        c.bot_check.required_for = vec!["GB".parse().unwrap()];
         c.bot_check.verify_url = Some(url);
     })
     .await;
@@ -555,7 +555,7 @@ async fn bot_verifier() -> MockServer {
 fn with_bot_check(c: &mut Config, verifier: &MockServer, required_for: &[&str]) {
     c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Turnstile);
     c.bot_check.secret = Some("bot-secret".to_owned().into());
-    c.bot_check.required_for = required_for.iter().map(|c| (*c).to_owned()).collect();
+    c.bot_check.required_for = required_for.iter().map(|c| c.parse().unwrap()).collect();
     c.bot_check.verify_url = Some(format!("{}/siteverify", verifier.uri()));
 }
 

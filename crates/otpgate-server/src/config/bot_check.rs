@@ -3,6 +3,7 @@
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::RequiredIn;
 use super::secrets::redact;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +25,7 @@ pub struct BotCheckConfig {
     pub secret: Option<SecretString>,
     /// Where the check is required on every send: `["*"]`, or country codes (`["NG", "ID"]`).
     /// Empty: asked only of sends that the prefix limit, a country limit or the tripwire refuses.
-    pub required_for: Vec<String>,
+    pub required_for: Vec<RequiredIn>,
     /// A send that passed the check past the prefix limit, a country limit or the tripwire is
     /// counted in an allowance of its own, this many times that limit (0–1000; 0: a passed
     /// check lifts nothing and those limits refuse as without a bot check).

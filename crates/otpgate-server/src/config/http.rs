@@ -5,6 +5,10 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client_ip::TrustedProxies;
+use crate::cors::Origin;
+use crate::routes::web::PageApiBase;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
@@ -15,7 +19,7 @@ pub struct HttpConfig {
     /// Proxies (IP addresses or CIDR ranges) whose `client_ip_header` is believed; the client
     /// is the right-most address in it not in this list. Empty: the socket peer is the client
     /// and forwarding headers are ignored.
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: TrustedProxies,
     /// The one header the trusted proxies write the client's address into:
     /// `x-forwarded-for`, `forwarded` (RFC 7239) or `x-real-ip`. Every other forwarding header
     /// is ignored (a client can send any of them through a proxy that does not manage it).
@@ -41,12 +45,13 @@ pub struct HttpConfig {
     /// Where `/metrics` and the detailed `/readyz` are served (`"127.0.0.1:9090"`); when set,
     /// the public listener answers `/metrics` with 404 and `/readyz` with its status only.
     /// Unset: `127.0.0.1:9090` in production, nothing in development (all on `listen`).
+    #[serde(deserialize_with = "super::socket_addr::option")]
     pub admin_listen: Option<SocketAddr>,
     /// Origins (`https://app.example.com`) whose pages may call the API (CORS). Empty: no CORS.
-    pub cors_allowed_origins: Vec<String>,
+    pub cors_allowed_origins: Vec<Origin>,
     /// Where the sign-in page served at `/` sends its API calls; unset: this server. Its origin
     /// is added to the page's CSP `connect-src` (and must allow the page's origin by CORS).
-    pub page_api_base: Option<String>,
+    pub page_api_base: Option<PageApiBase>,
 }
 
 impl Default for HttpConfig {
@@ -54,7 +59,7 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit_bytes: 4096,
             request_timeout_secs: 10,
-            trusted_proxies: Vec::new(),
+            trusted_proxies: TrustedProxies::default(),
             client_ip_header: crate::client_ip::ClientIpHeader::default(),
             ipv6_prefix_len: otpgate_core::Ipv6Prefix::DEFAULT,
             header_read_timeout_secs: 5,

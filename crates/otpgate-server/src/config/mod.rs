@@ -39,11 +39,11 @@ pub use limits::{LimitsConfig, RateConfig};
 pub use log::{LogConfig, LogFormat};
 pub use policy::{CodesConfig, TripwireConfig};
 pub use provider::{ProviderConfig, ProviderKind};
-pub use regions::RegionsConfig;
+pub use regions::{NumberKindName, RegionCode, RegionsConfig, RequiredIn};
 pub use retention::RetentionConfig;
 pub use secrets::SecretsConfig;
 pub use sessions::SessionsConfig;
-pub use store::StoreConfig;
+pub use store::{StoreConfig, StoreUrl};
 pub use tls::TlsConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -54,19 +54,56 @@ pub enum Environment {
     Production,
 }
 
+/// `webotp_domain`: a bare host name (`example.com`), checked when the configuration is loaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WebOtpDomain(String);
+
+impl WebOtpDomain {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for WebOtpDomain {
+    type Err = String;
+
+    fn from_str(domain: &str) -> Result<WebOtpDomain, String> {
+        if domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') {
+            return Err(format!("`{domain}` is not a bare host name like example.com"));
+        }
+        Ok(WebOtpDomain(domain.to_owned()))
+    }
+}
+
+impl TryFrom<String> for WebOtpDomain {
+    type Error = String;
+
+    fn try_from(domain: String) -> Result<WebOtpDomain, String> {
+        domain.parse()
+    }
+}
+
+impl From<WebOtpDomain> for String {
+    fn from(domain: WebOtpDomain) -> String {
+        domain.0
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `development` (demo provider, test numbers, generated keys) or `production` (refuses all of those).
     pub environment: Environment,
     /// Address to serve on.
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr::deserialize")]
+    pub listen: SocketAddr,
     /// Named in messages: "123456 is your {app_name} verification code".
     pub app_name: String,
     /// ISO 3166 region for national-format input (`US`); unset = E.164 (or `00…`) only.
-    pub default_region: Option<String>,
+    pub default_region: Option<RegionCode>,
     /// Adds the WebOTP line `@{domain} #{code}` to messages so browsers can fill the code in.
-    pub webotp_domain: Option<String>,
+    pub webotp_domain: Option<WebOtpDomain>,
     pub store: StoreConfig,
     pub secrets: SecretsConfig,
     pub codes: CodesConfig,
@@ -101,7 +138,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             environment: Environment::Development,
-            listen: "127.0.0.1:8080".into(),
+            listen: SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080),
             app_name: "otpgate".into(),
             default_region: None,
             webotp_domain: None,
@@ -152,18 +189,9 @@ impl Config {
         }
     }
 
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.listen.parse().map_err(|_| bad("listen", format!("`{}` is not an IP address and port", self.listen)))
-    }
-
-    pub fn region(&self) -> Result<Option<Region>, ConfigError> {
-        self.default_region
-            .as_deref()
-            .map(|r| {
-                otpgate_core::parse_region(r)
-                    .ok_or_else(|| bad("default_region", format!("`{r}` is not a known region code (like US or GB)")))
-            })
-            .transpose()
+    /// The region for national-format input, if any.
+    pub fn region(&self) -> Option<Region> {
+        self.default_region.map(RegionCode::region)
     }
 
     pub fn policy(&self) -> Policy {
@@ -173,16 +201,7 @@ impl Config {
             max_attempts: self.codes.max_attempts,
             resend_cooldown: Duration::from_secs(self.codes.resend_cooldown_secs),
             limits: self.limits.set(self.http.ipv6_prefix_len),
-            regions: otpgate_core::RegionPolicy {
-                allow: self.regions.allow.as_ref().map(|a| a.iter().cloned().collect()),
-                deny: self.regions.deny.iter().cloned().collect(),
-                refused_kinds: self
-                    .regions
-                    .refused_kinds
-                    .iter()
-                    .filter_map(|k| otpgate_core::NumberKind::from_name(k))
-                    .collect(),
-            },
+            regions: self.regions.policy(),
             tripwire: otpgate_core::TripwirePolicy {
                 enabled: self.tripwire.enabled,
                 window: Duration::from_secs(self.tripwire.window_secs),
@@ -247,20 +266,16 @@ impl Config {
     }
 
     /// How requests' client addresses are found (trusted proxies and the header they write).
-    pub fn client_ip_resolver(&self) -> Result<crate::client_ip::ClientIpResolver, ConfigError> {
-        Ok(crate::client_ip::ClientIpResolver::new(self.trusted_proxies()?, self.http.client_ip_header))
-    }
-
-    pub fn trusted_proxies(&self) -> Result<crate::client_ip::TrustedProxies, ConfigError> {
-        crate::client_ip::TrustedProxies::parse(&self.http.trusted_proxies).map_err(|e| bad("http.trusted_proxies", e))
+    pub fn client_ip_resolver(&self) -> crate::client_ip::ClientIpResolver {
+        crate::client_ip::ClientIpResolver::new(self.http.trusted_proxies.clone(), self.http.client_ip_header)
     }
 
     /// The signing-key file in force (see `SessionsConfig::keys_file`).
-    pub fn keys_file(&self) -> Result<PathBuf, ConfigError> {
-        if let Some(path) = &self.sessions.keys_file {
-            return Ok(path.clone());
+    pub fn keys_file(&self) -> PathBuf {
+        match &self.sessions.keys_file {
+            Some(path) => path.clone(),
+            None => self.beside_database(".signing-keys.json"),
         }
-        Ok(self.beside_database(".signing-keys.json"))
     }
 
     /// `<database file><suffix>` for files kept next to an SQLite database (development keys);
@@ -273,17 +288,33 @@ impl Config {
     }
 
     /// The SQLite file the stores use (the durable one first); an error when neither store is
-    /// SQLite or the store configuration is invalid.
+    /// SQLite.
     pub fn sqlite_path(&self) -> Result<PathBuf, ConfigError> {
-        use otpgate_store::open::{DurableUrl, HotUrl};
-        match self.store.urls()? {
-            (_, DurableUrl::Sqlite(path)) | (HotUrl::Sqlite(path), _) => Ok(path),
-            _ => Err(bad("store.durable", "is not an SQLite database")),
-        }
+        self.store.sqlite_path().cloned().ok_or_else(|| bad("store.durable", "is not an SQLite database"))
     }
 
     /// The effective configuration as TOML-like JSON with every secret replaced by `<redacted>`.
     pub fn redacted_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("<cannot render config: {e}>"))
+    }
+}
+
+/// `deserialize_with` for addresses (`listen`, `http.admin_listen`): the error quotes the value,
+/// where serde's own says only "invalid socket address syntax".
+pub(crate) mod socket_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer};
+
+    fn parse<E: serde::de::Error>(value: &str) -> Result<SocketAddr, E> {
+        value.parse().map_err(|_| E::custom(format!("`{value}` is not an IP address and port (like 127.0.0.1:8080)")))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|value| parse(&value)).transpose()
     }
 }

@@ -22,7 +22,7 @@ const PROD_KEY: &str = "0123456789abcdef0123456789abcdef-prod";
 #[test]
 fn defaults_are_the_documented_ones() {
     let c = load(None, &[]).unwrap();
-    assert_eq!(c.listen, "127.0.0.1:8080");
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("otpgate.db"));
     assert_eq!(c.provider_kind(), Some(ProviderKind::Demo));
     let p = c.policy();
@@ -162,4 +162,72 @@ fn redacted_print_holds_no_secret() {
     assert!(!printed.contains(PROD_KEY), "{printed}");
     assert!(printed.contains("<redacted>"));
     assert!(!format!("{c:?}").contains(PROD_KEY));
+}
+
+#[test]
+fn values_are_parsed_into_their_types_at_load_and_a_bad_one_names_its_key() {
+    for (vars, key, value) in [
+        (vec![("OTPGATE_LISTEN", "127.0.0.1")], "`listen`", "127.0.0.1"),
+        (vec![("OTPGATE_HTTP__ADMIN_LISTEN", "localhost:9090")], "`http.admin_listen`", "localhost:9090"),
+        (
+            vec![("OTPGATE_HTTP__TRUSTED_PROXIES", "[\"10.0.0.0/8\", \"10.0.0.0/33\"]")],
+            "http.trusted_proxies",
+            "10.0.0.0/33",
+        ),
+        (
+            vec![("OTPGATE_HTTP__CORS_ALLOWED_ORIGINS", "[\"https://app.example.com/\"]")],
+            "http.cors_allowed_origins",
+            "https://app.example.com/",
+        ),
+        (
+            vec![("OTPGATE_HTTP__PAGE_API_BASE", "https://api.example.com/?x")],
+            "`http.page_api_base`",
+            "https://api.example.com/?x",
+        ),
+        (vec![("OTPGATE_DEFAULT_REGION", "us")], "`default_region`", "us"),
+        (vec![("OTPGATE_REGIONS__ALLOW", "[\"GB\", \"XX\"]")], "regions.allow", "XX"),
+        (vec![("OTPGATE_REGIONS__DENY", "[\"001\"]")], "regions.deny", "001"),
+        (vec![("OTPGATE_REGIONS__REFUSED_KINDS", "[\"premium\"]")], "regions.refused_kinds", "premium"),
+        (vec![("OTPGATE_BOT_CHECK__REQUIRED_FOR", "[\"**\"]")], "bot_check.required_for", "**"),
+        (vec![("OTPGATE_STORE__HOT", "memcached://cache:11211")], "`store.hot`", "memcached://cache:11211"),
+        (vec![("OTPGATE_STORE__DURABLE", "redis://cache:6379")], "`store.durable`", "redis://cache:6379"),
+        (vec![("OTPGATE_WEBOTP_DOMAIN", "https://example.com")], "`webotp_domain`", "https://example.com"),
+    ] {
+        let e = load(None, &vars).unwrap_err();
+        assert!(matches!(e, ConfigError::Other(_)), "{key}: refused by the load itself, not by validate: {e}");
+        let e = e.to_string();
+        assert!(e.contains(key) && e.contains(value), "{key}: {e}");
+        assert!(e.contains("(from environment variables OTPGATE_*)"), "{key}: says where the value came from: {e}");
+    }
+    let e = load(Some("[http]\ntrusted_proxies = [\"nope\"]\n"), &[]).unwrap_err().to_string();
+    assert!(e.contains("http.trusted_proxies") && e.contains("otpgate.toml"), "{e}");
+}
+
+#[test]
+fn parsed_values_are_the_types_the_server_uses() {
+    let c = load(
+        Some(
+            "listen = \"[::1]:9000\"\ndefault_region = \"GB\"\n[regions]\ndeny = [\"US\"]\nrefused_kinds = [\"voip\"]\n\
+             [http]\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\ncors_allowed_origins = [\"https://app.example.com\"]\n\
+             [store]\nhot = \"redis://:hunter2@cache:6379\"\ndurable = \"sqlite://data/otpgate.db\"\n",
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.listen, "[::1]:9000".parse::<std::net::SocketAddr>().unwrap());
+    assert_eq!(c.region().map(|r| r.to_string()).as_deref(), Some("GB"));
+    let policy = c.policy().regions;
+    assert!(policy.deny.contains("US"));
+    assert_eq!(policy.refused_kinds.into_iter().collect::<Vec<_>>(), [otpgate_core::NumberKind::Voip]);
+    assert!(c.http.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    assert!(c.http.trusted_proxies.contains("192.0.2.7".parse().unwrap()));
+    assert!(!c.http.trusted_proxies.contains("192.0.2.8".parse().unwrap()));
+    assert_eq!(c.http.cors_allowed_origins[0].as_str(), "https://app.example.com");
+    assert!(matches!(c.store.hot.get(), otpgate_store::open::HotUrl::Redis(_)));
+    assert_eq!(c.sqlite_path().unwrap(), PathBuf::from("data/otpgate.db"));
+    let printed = c.redacted_json();
+    assert!(!printed.contains("hunter2") && printed.contains("redis://:<redacted>@cache:6379"), "{printed}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    // What is printed loads again to the same values (the defaults go through the same path).
+    assert!(printed.contains("\"10.0.0.0/8\"") && printed.contains("\"192.0.2.7\""), "{printed}");
 }

@@ -34,43 +34,24 @@ impl Config {
         Ok(())
     }
 
-    /// Everything that must hold before serving; production refuses what is unsafe there.
+    /// Everything that must hold before serving, beyond each value's own type (parsed at load):
+    /// ranges, rules across keys, and what production refuses.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
-        self.region()?;
-        self.store.urls()?;
+        self.store.validate()?;
         self.policy().validate().map_err(|e| bad(policy_key(e), e))?;
         for (name, rate) in self.limits.named() {
             if rate.count > 0 && rate.period_secs == 0 {
                 return Err(bad(&format!("limits.{name}"), "period_secs must be positive (count = 0 switches it off)"));
             }
         }
-        for (key, list) in [
-            ("regions.allow", self.regions.allow.clone().unwrap_or_default()),
-            ("regions.deny", self.regions.deny.clone()),
-        ] {
-            if let Some(bad_code) = list.iter().find(|c| otpgate_core::parse_region(c).is_none()) {
-                return Err(bad(key, format!("`{bad_code}` is not a known region code (like US or GB)")));
-            }
-        }
-        if let Some(k) = self.regions.refused_kinds.iter().find(|k| otpgate_core::NumberKind::from_name(k).is_none()) {
-            let known: Vec<&str> = otpgate_core::NumberKind::ALL.iter().map(|k| k.as_str()).collect();
-            return Err(bad("regions.refused_kinds", format!("`{k}` is not one of {}", known.join(", "))));
-        }
         if self.tripwire.trickle.period_secs == 0 {
             return Err(bad("tripwire.trickle", "period_secs must be positive"));
         }
-        self.trusted_proxies()?;
         self.message_templates()?;
-        if let Some(kind) = self.bot_check.kind {
-            if self.bot_check.secret.is_none() {
-                return Err(bad("bot_check.secret", format!("is required for {kind:?}")));
-            }
-            for c in &self.bot_check.required_for {
-                if c != "*" && otpgate_core::parse_region(c).is_none() {
-                    return Err(bad("bot_check.required_for", format!("`{c}` is not `*` or a region code")));
-                }
-            }
+        if let Some(kind) = self.bot_check.kind
+            && self.bot_check.secret.is_none()
+        {
+            return Err(bad("bot_check.secret", format!("is required for {kind:?}")));
         }
         if self.bot_check.passed_limit_factor > 1000 {
             return Err(bad("bot_check.passed_limit_factor", "must be between 0 and 1000"));
@@ -85,17 +66,6 @@ impl Config {
             return Err(bad("http.request_timeout_secs", "must be positive"));
         }
         self.edge().validate()?;
-        for origin in &self.http.cors_allowed_origins {
-            crate::cors::check_origin(origin).map_err(|e| bad("http.cors_allowed_origins", e))?;
-        }
-        if let Some(base) = &self.http.page_api_base {
-            crate::routes::web::check_api_base(base).map_err(|e| bad("http.page_api_base", e))?;
-        }
-        if let Some(domain) = &self.webotp_domain
-            && (domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-'))
-        {
-            return Err(bad("webotp_domain", "must be a bare host name like example.com"));
-        }
         if let Some(key) = &self.secrets.hmac_key
             && key.expose_secret().len() < otpgate_core::code::MIN_KEY_LEN
         {

@@ -145,7 +145,7 @@ impl Application {
             provider,
             inbox,
             default_region: config.region(),
-            idempotency: Some(crate::stores::idempotency(config, &stores, &clock)),
+            idempotency: crate::stores::idempotency(config, &stores, &clock),
         }));
         let admin_addr = config.admin_listen();
         let router = router(state.clone(), config, admin_addr.is_some())?;

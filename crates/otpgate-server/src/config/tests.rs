@@ -127,7 +127,9 @@ fn unsafe_values_are_named() {
 #[test]
 fn production_refuses_demo_test_numbers_and_missing_key() {
     let prod = [("OTPGATE_ENVIRONMENT", "production")];
-    let e = load(None, &prod).unwrap_err().to_string();
+    let e = load(None, &prod).unwrap_err();
+    assert_eq!(e.config_key(), Some("secrets.hmac_key"), "a rule's error carries its key: {e}");
+    let e = e.to_string();
     assert!(e.contains("secrets.hmac_key"), "{e}");
     let e = load(None, &[("OTPGATE_ENVIRONMENT", "production"), ("OTPGATE_SECRETS__HMAC_KEY", PROD_KEY)])
         .unwrap_err()

@@ -4,27 +4,29 @@
 use std::sync::Arc;
 
 use otpgate_store::SqliteStore;
-use otpgate_store::contract::Backend;
+use otpgate_test_support::store_contract::Backend;
 
-async fn fresh() -> Option<Arc<dyn Backend>> {
-    // The directory is leaked on purpose: it must outlive the store, and the OS cleans /tmp.
+/// A fresh store on its own file. The directory is leaked on purpose: it must outlive the store,
+/// and the OS cleans /tmp.
+pub async fn open(name: &str) -> SqliteStore {
     let dir = tempfile::tempdir().expect("temp dir").keep();
-    let store = SqliteStore::open(&dir.join("contract.db")).await.expect("open sqlite");
-    Some(Arc::new(store))
+    SqliteStore::open(&dir.join(name)).await.expect("open sqlite")
 }
 
-otpgate_store::contract_tests!(fresh());
+async fn fresh() -> Arc<dyn Backend> {
+    Arc::new(open("contract.db").await)
+}
+
+otpgate_test_support::store_contract_tests!(fresh());
 
 mod idempotency {
     use std::sync::Arc;
 
-    use otpgate_store::SqliteStore;
-    use otpgate_store::idempotency_contract::DynStore;
+    use otpgate_core::idempotency::IdempotencyStore;
 
-    async fn fresh() -> Option<DynStore> {
-        let dir = tempfile::tempdir().expect("temp dir").keep();
-        Some(Arc::new(SqliteStore::open(&dir.join("idempotency.db")).await.expect("open sqlite")))
+    async fn fresh() -> Arc<dyn IdempotencyStore> {
+        Arc::new(super::open("idempotency.db").await)
     }
 
-    otpgate_store::idempotency_contract_tests!(fresh());
+    otpgate_test_support::idempotency_contract_tests!(fresh());
 }

@@ -2,14 +2,10 @@
 
 use std::sync::Arc;
 
-use otpgate_store::SqliteStore;
-use otpgate_store::contract::Backend;
+use otpgate_test_support::store_contract::Backend;
 
-async fn fresh() -> Option<Arc<dyn Backend>> {
-    // The directory is leaked on purpose: it must outlive the store, and the OS cleans /tmp.
-    let dir = tempfile::tempdir().expect("temp dir").keep();
-    let store = SqliteStore::open(&dir.join("privacy.db")).await.expect("open sqlite");
-    Some(Arc::new(store))
+async fn fresh() -> Arc<dyn Backend> {
+    Arc::new(super::sqlite_contract::open("privacy.db").await)
 }
 
-otpgate_store::privacy_contract_tests!(fresh());
+otpgate_test_support::privacy_contract_tests!(fresh());

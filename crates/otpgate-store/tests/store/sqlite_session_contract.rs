@@ -2,14 +2,10 @@
 
 use std::sync::Arc;
 
-use otpgate_store::SqliteStore;
-use otpgate_store::session_contract::SessionBackend;
+use otpgate_test_support::session_contract::SessionBackend;
 
-async fn fresh() -> Option<Arc<dyn SessionBackend>> {
-    // The directory is leaked on purpose: it must outlive the store, and the OS cleans /tmp.
-    let dir = tempfile::tempdir().expect("temp dir").keep();
-    let store = SqliteStore::open(&dir.join("sessions.db")).await.expect("open sqlite");
-    Some(Arc::new(store))
+async fn fresh() -> Arc<dyn SessionBackend> {
+    Arc::new(super::sqlite_contract::open("sessions.db").await)
 }
 
-otpgate_store::session_contract_tests!(fresh());
+otpgate_test_support::session_contract_tests!(fresh());

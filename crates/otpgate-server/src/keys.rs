@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use otpgate_core::shared_key::{self, KeyCheck};
 use otpgate_core::{Clock, CodeHasher, SystemClock, Timestamp};
-use otpgate_store::open::redact;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError};
@@ -53,7 +52,7 @@ pub async fn check_shared(
              same `secrets.hmac_key` (in development, point `secrets.dev_hmac_key_file` at one shared \
              file). If the key was changed on purpose: stop every instance, then run \
              `otpgate secrets adopt-hmac-key` once (pending codes, sessions and limits of the old key are lost).",
-            redact(&config.store.hot),
+            otpgate_store::redact::url(&config.store.hot),
             shared_key::fingerprint(hasher),
         )))),
     }

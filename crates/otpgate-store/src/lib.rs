@@ -13,6 +13,8 @@ pub mod postgres;
 
 pub mod open;
 
+pub mod redact;
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrations;
 

@@ -98,7 +98,7 @@ impl FromStr for HotUrl {
         }
         Err(format!(
             "unsupported store `{}`; use sqlite://PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT,… or postgres://…",
-            redact(url)
+            crate::redact::url(url)
         ))
     }
 }
@@ -113,24 +113,7 @@ impl FromStr for DurableUrl {
         if is_postgres(url) {
             return Ok(DurableUrl::Postgres(url.to_owned()));
         }
-        Err(format!("unsupported store `{}`; use sqlite://PATH or postgres://…", redact(url)))
-    }
-}
-
-/// A URL for messages: the password, if any, replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    match tail {
-        Some(tail) => format!("{scheme}://{authority}/{tail}"),
-        None => format!("{scheme}://{authority}"),
+        Err(format!("unsupported store `{}`; use sqlite://PATH or postgres://…", crate::redact::url(url)))
     }
 }
 
@@ -521,6 +504,8 @@ mod tests {
         assert!("sqlite://".parse::<HotUrl>().is_err());
         assert!("redis+cluster://a:1,,b:2".parse::<HotUrl>().is_err());
         let e = "mysql://root:hunter2@db/x".parse::<HotUrl>().unwrap_err();
-        assert!(e.contains("mysql://root:***@db/x") && !e.contains("hunter2"), "{e}");
+        assert!(e.contains("mysql://root:<redacted>@db/x") && !e.contains("hunter2"), "{e}");
+        let e = "mysql://db/x?password=hunter2".parse::<DurableUrl>().unwrap_err();
+        assert!(e.contains("password=<redacted>") && !e.contains("hunter2"), "{e}");
     }
 }

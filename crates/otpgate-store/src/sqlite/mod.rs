@@ -4,16 +4,15 @@
 //! read-decide-write sequences (check a code, take from a limit) are atomic.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::rows::VerificationRow;
 use otpgate_core::{StoreError, Verification};
 use rusqlite::{Connection, params};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 mod conn;
 mod idempotency;
 mod limits;
+mod migrate;
 mod privacy;
 mod provider_codes;
 mod sessions;
@@ -21,17 +20,6 @@ mod verifications;
 
 use conn::Conn;
 pub(crate) use conn::classify;
-
-/// The schema, embedded in the binary so a fresh file is ready without any tool.
-const MIGRATIONS: &[crate::migrations::Embedded] = &[
-    (1, "verifications", include_str!("../../migrations/sqlite/0001_verifications.sql")),
-    (2, "sessions", include_str!("../../migrations/sqlite/0002_sessions.sql")),
-    (3, "idempotency", include_str!("../../migrations/sqlite/0003_idempotency.sql")),
-    (10, "counters", include_str!("../../migrations/sqlite/0010_counters.sql")),
-    (11, "shared values", include_str!("../../migrations/sqlite/0011_shared_values.sql")),
-    (12, "refresh reuse grace", include_str!("../../migrations/sqlite/0012_refresh_reuse_grace.sql")),
-    (13, "signing keys", include_str!("../../migrations/sqlite/0013_signing_keys.sql")),
-];
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -41,7 +29,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file at `path` and brings its schema up to date.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
-        migrate(path).await?;
+        migrate::migrate(path).await?;
         Ok(SqliteStore { conn: Conn::open(path)? })
     }
 
@@ -57,27 +45,6 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.conn.close().await;
     }
-}
-
-/// Creates the file if needed and applies the embedded migrations with sqlx's migrator (kept for
-/// its bookkeeping table, which existing databases already carry), on a connection of its own
-/// that is closed before the store starts.
-async fn migrate(path: &Path) -> Result<(), StoreError> {
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let migrator = crate::migrations::migrator(MIGRATIONS);
-    let result = migrator.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")));
-    pool.close().await;
-    result
 }
 
 fn verification_from_row(row: &rusqlite::Row<'_>) -> Result<Verification, StoreError> {

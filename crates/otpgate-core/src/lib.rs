@@ -39,7 +39,7 @@ pub use session::{
     NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
 };
 pub use store::{
-    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, StoredValue,
-    VerificationStore,
+    AttemptOutcome, CheckOutcome, Counters, Denied, HotStore, IssueOutcome, Limits, NewCode, ProviderHeldCodes,
+    RateLimiter, Retention, SharedValues, StoreError, StoredValue, VerificationStore, Verifications,
 };
 pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

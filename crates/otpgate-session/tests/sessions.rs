@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, KeyInit, Mac};
 use otpgate_core::{
-    Channel, Clock, CodeHasher, ManualClock, OtpError, PhoneNumber, SessionStore, StoreError, VerificationStore,
+    Channel, Clock, CodeHasher, ManualClock, OtpError, PhoneNumber, SessionStore, StoreError, Verifications,
 };
 use otpgate_session::{
     BoundRefresh, KeyRing, RefreshBinding, Session, SessionConfig, SessionError, SessionService, VerifyError,

@@ -62,7 +62,7 @@ impl<T> StoreUrl<T> {
 
     /// The URL with any password replaced by `<redacted>`, for messages.
     pub fn redacted(&self) -> String {
-        crate::redact::url(&self.written)
+        otpgate_store::redact::url(&self.written)
     }
 }
 

@@ -7,10 +7,11 @@
 //! which empties the `-wal` file. A checkpoint that a long reader blocks is retried by the next
 //! sweep.
 
+use async_trait::async_trait;
 use otpgate_core::privacy::{
     HotDeleted, HotRecords, LimitRecord, PurgeCounts, RefreshTokenRecord, UserRecords, VerificationRecord,
 };
-use otpgate_core::{PhoneNumber, StoreError, Timestamp};
+use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, classify, execute};
@@ -215,5 +216,28 @@ impl SqliteStore {
                     .map_err(classify)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl Retention for SqliteStore {
+    async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<otpgate_core::privacy::PurgeCounts, StoreError> {
+        self.purge_impl(before, now).await
+    }
+
+    async fn export_phone(
+        &self,
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<otpgate_core::privacy::HotRecords, StoreError> {
+        self.export_phone_impl(phone, limit_keys).await
+    }
+
+    async fn delete_phone(
+        &self,
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<otpgate_core::privacy::HotDeleted, StoreError> {
+        self.delete_phone_impl(phone, limit_keys).await
     }
 }

@@ -48,6 +48,7 @@ use otpgate_core::{
 };
 
 mod idempotency;
+mod oidc;
 mod privacy;
 
 /// How long a verification's keys outlive its expiry: covers clock skew between instances, so an

@@ -20,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 mod conn;
 mod idempotency;
+mod oidc;
 mod privacy;
 mod sessions;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (11, "shared values", include_str!("../../migrations/sqlite/0011_shared_values.sql")),
     (12, "refresh reuse grace", include_str!("../../migrations/sqlite/0012_refresh_reuse_grace.sql")),
     (13, "signing keys", include_str!("../../migrations/sqlite/0013_signing_keys.sql")),
+    (14, "oidc", include_str!("../../migrations/sqlite/0014_oidc.sql")),
 ];
 
 #[derive(Clone, Debug)]

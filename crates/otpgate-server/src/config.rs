@@ -56,6 +56,8 @@ pub struct Config {
     /// provider too, and each is named (masked) in a warning at start.
     pub test_numbers: Option<BTreeMap<String, String>>,
     pub http: HttpConfig,
+    /// OpenID Connect provider (`crate::oidc_config`); absent: off.
+    pub oidc: crate::oidc_config::OidcSection,
     /// Built-in HTTPS (certificate and key files, reloaded when they change).
     pub tls: crate::tls::TlsConfig,
     /// How long verifications are kept after they end, and how often expired data is swept.
@@ -505,6 +507,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             test_numbers: None,
             http: HttpConfig::default(),
+            oidc: None,
             tls: crate::tls::TlsConfig::default(),
             retention: crate::retention::RetentionConfig::default(),
             log: LogConfig::default(),
@@ -814,6 +817,7 @@ impl Config {
         self.listen_addr()?;
         self.region()?;
         self.store.urls()?;
+        crate::oidc_config::validate(self)?;
         self.policy().validate().map_err(|e| bad(if e.starts_with("tripwire") { "tripwire" } else { "codes" }, e))?;
         for (name, rate) in self.limits.named() {
             if rate.count > 0 && rate.period_secs == 0 {

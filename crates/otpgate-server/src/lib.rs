@@ -10,6 +10,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod keys;
 pub mod metrics;
+pub mod oidc_config;
 pub mod privacy;
 pub mod provider;
 pub mod redact;

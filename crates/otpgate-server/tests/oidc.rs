@@ -557,3 +557,32 @@ async fn access_tokens_are_jwts_with_client_id_and_scope() {
     assert_eq!(claims["client_id"], "web");
     assert_eq!(claims["scope"], "openid phone offline_access");
 }
+
+#[tokio::test]
+async fn keys_rotate_keeps_rs256_tokens_working() {
+    let app = oidc_app().await;
+    let (_, code) = login_for_code(&app).await;
+    let before = exchange(&app, &code).await.json();
+    let old_kid = jsonwebtoken::decode_header(before["id_token"].as_str().unwrap()).unwrap().kid.unwrap();
+
+    // What `otpgate keys rotate` does with [oidc] configured; the server reloads the file.
+    let path = app.config.keys_file().unwrap();
+    otpgate_session::KeyRing::rotate_file_with_rsa(&path).unwrap();
+    let new_kid = otpgate_session::KeyRing::load(&path).unwrap().rsa_current().unwrap().kid().to_owned();
+    assert_ne!(new_kid, old_kid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, code) = login_for_code(&app).await;
+        let after = exchange(&app, &code).await.json();
+        let kid = jsonwebtoken::decode_header(after["id_token"].as_str().unwrap()).unwrap().kid.unwrap();
+        if kid == new_kid {
+            verify_id_token(&app, after["id_token"].as_str().unwrap()).await;
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rotated RSA key never signed");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Issued before the rotation: still verifiable against the JWKS, still accepted.
+    verify_id_token(&app, before["id_token"].as_str().unwrap()).await;
+    assert_eq!(userinfo(&app, before["access_token"].as_str().unwrap()).await.status, 200);
+}

@@ -20,6 +20,22 @@ const CODE_LENGTH = (function () {
 })();
 const SESSION_KEY = 'otpgate.session';
 
+// Signing in for an app (OpenID Connect): otpgate serves this page at its authorization endpoint
+// with the request, a CSRF token and the app's name in <meta> tags. The code is then checked at
+// the login endpoint instead of /v1/verifications/check (the same check, plus the login session),
+// and the browser goes back to the app with what it answers.
+const OIDC = (function () {
+  const login = meta('otpgate-oidc-login');
+  if (!login) return null;
+  return {
+    login: login,
+    request: meta('otpgate-oidc-request'),
+    csrf: meta('otpgate-oidc-csrf'),
+    client: meta('otpgate-oidc-client'),
+    hint: meta('otpgate-login-hint'),
+  };
+})();
+
 // Common countries: ISO code, name, dial code, example national format. `trunk` is the national
 // prefix people type in front of a national number (stripped when composing E.164); `trunkLen`
 // limits stripping to numbers of that many digits (where the trunk digit can also start a number).
@@ -338,7 +354,20 @@ function unblockAll() {
 // Network: the client does the requests and their retries; the page waits for the browser to be
 // online before a request, and shows the client's retries.
 
-const client = new OtpgateClient({ baseUrl: API_BASE });
+// For an app's sign-in, the check goes to the login endpoint with the request and the CSRF
+// token, and with cookies (the login session is otpgate's own first-party cookie).
+function oidcFetch(url, init) {
+  const isCheck = init && init.method === 'POST' && /\/v1\/verifications\/check$/.test(String(url));
+  if (!OIDC || !isCheck) return window.fetch(url, init);
+  const body = JSON.parse(init.body);
+  body.authorization = OIDC.request;
+  body.csrf_token = OIDC.csrf;
+  return window.fetch(API_BASE + OIDC.login, Object.assign({}, init, {
+    body: JSON.stringify(body), credentials: 'same-origin',
+  }));
+}
+
+const client = new OtpgateClient({ baseUrl: API_BASE, fetch: OIDC ? oidcFetch : undefined });
 
 const online = {
   waiters: new Set(),
@@ -654,6 +683,12 @@ async function onCodeSubmit(ev) {
     });
     setBusy(el.verifyBtn, false);
     stopWebOtp();
+    if (OIDC && typeof body.redirect_to === 'string') {
+      // Back to the app, with the code (or its error); the page is left behind.
+      setBusy(el.verifyBtn, true, 'Signing in…');
+      window.location.assign(body.redirect_to);
+      return;
+    }
     if (body.session && body.session.access_token) {
       saveSession(body.session);
       await showSignedIn(body.user || null, op.signal);
@@ -885,6 +920,16 @@ function init() {
   });
 
   if (navigator.onLine === false) showOffline(null);
+
+  if (OIDC) {
+    // An app's sign-in: nothing of an earlier API session here; the phone may come prefilled.
+    if (OIDC.client) document.querySelector('#phone-form .lead').textContent = 'Sign in to continue to ' + OIDC.client + '. We\'ll text you a one-time code.';
+    if (OIDC.hint) { el.phone.value = OIDC.hint; onPhoneInput(); }
+    setStep('phone');
+    document.body.dataset.oidc = 'true';
+    document.body.dataset.ready = 'true';
+    return;
+  }
 
   const saved = loadSession();
   if (saved && saved.access_token) {

@@ -1,7 +1,7 @@
 // Test harness: a real otpgate server in a fresh temporary directory, and Debian's Chromium
 // driven by playwright-core (no browser download).
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, mkdir } from 'node:fs/promises';
+import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -35,8 +35,10 @@ async function freePort() {
 }
 
 // Starts `$OTPGATE_TEST_BIN serve --listen 127.0.0.1:<port>` in its own temporary working directory
-// (so it gets its own SQLite file and its own rate limits) and waits for /healthz.
-export async function startServer() {
+// (so it gets its own SQLite file and its own rate limits) and waits for /healthz. `configToml`,
+// if given, is called with the chosen port and its result written to otpgate.toml there (for
+// settings that name the server's own URL, like the OpenID Connect issuer).
+export async function startServer({ configToml } = {}) {
   const bin = otpgateBin();
   if (!existsSync(bin)) {
     throw new Error(`otpgate binary not found at ${bin}: build it (cargo build -p otpgate) or set OTPGATE_TEST_BIN`);
@@ -44,6 +46,10 @@ export async function startServer() {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'otpgate-web-test-'));
   const port = await freePort();
   const args = ['serve', '--listen', `127.0.0.1:${port}`];
+  if (configToml) {
+    await writeFile(path.join(dir, 'otpgate.toml'), configToml(port));
+    args.push('--config', path.join(dir, 'otpgate.toml'));
+  }
   const extra = (process.env.OTPGATE_TEST_SERVE_ARGS || '').split(/\s+/).filter(Boolean);
   const child = spawn(bin, [...args, ...extra], {
     cwd: dir,

@@ -53,6 +53,8 @@ pub enum LimitScope {
     ResendCooldown,
     /// The SMS provider itself refused for rate reasons.
     Provider,
+    /// One OpenID Connect client's requests (token, revocation, login), across its users.
+    OidcClient,
 }
 
 impl LimitScope {
@@ -80,6 +82,7 @@ impl LimitScope {
             LimitScope::Tripwire => "tripwire",
             LimitScope::ResendCooldown => "resend_cooldown",
             LimitScope::Provider => "provider",
+            LimitScope::OidcClient => "oidc_client",
         }
     }
 }

@@ -420,6 +420,7 @@ mod tests {
         OidcConfig {
             issuer: ISSUER.into(),
             login_session_hours: 12,
+            client_requests_per_minute: 1200,
             clients: vec![ClientConfig {
                 id: "web".into(),
                 name: "Web".into(),

@@ -40,6 +40,11 @@ pub struct OidcConfig {
     /// authorizations skip the phone step. Default 12.
     #[serde(default = "default_login_session_hours")]
     pub login_session_hours: u64,
+    /// Requests per minute each client may make to the token and revocation endpoints and the
+    /// login step, across all of its users (a stolen client secret or a runaway app is slowed,
+    /// not the other clients). Default 1200; 0 switches the limit off.
+    #[serde(default = "default_client_requests_per_minute")]
+    pub client_requests_per_minute: u32,
     /// `[[oidc.clients]]`.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -47,6 +52,10 @@ pub struct OidcConfig {
 
 fn default_login_session_hours() -> u64 {
     12
+}
+
+fn default_client_requests_per_minute() -> u32 {
+    1200
 }
 
 /// `[[oidc.clients]]`: one registered application.
@@ -124,6 +133,7 @@ fn bad(key: &str, why: impl std::fmt::Display) -> ConfigError {
 pub struct OidcSettings {
     issuer: String,
     login_session_ttl: Duration,
+    client_requests_per_minute: u32,
     clients: Vec<Client>,
 }
 
@@ -141,6 +151,11 @@ impl OidcSettings {
 
     pub fn login_session_ttl(&self) -> Duration {
         self.login_session_ttl
+    }
+
+    /// Per client; 0: no limit.
+    pub fn client_requests_per_minute(&self) -> u32 {
+        self.client_requests_per_minute
     }
 
     pub fn client(&self, id: &str) -> Option<&Client> {
@@ -246,6 +261,7 @@ impl OidcConfig {
         Ok(OidcSettings {
             issuer: self.issuer.clone(),
             login_session_ttl: Duration::from_secs(self.login_session_hours * 3600),
+            client_requests_per_minute: self.client_requests_per_minute,
             clients,
         })
     }
@@ -416,7 +432,12 @@ mod tests {
     }
 
     fn config(clients: Vec<ClientConfig>) -> OidcConfig {
-        OidcConfig { issuer: "https://login.example.com".into(), login_session_hours: 12, clients }
+        OidcConfig {
+            issuer: "https://login.example.com".into(),
+            login_session_hours: 12,
+            client_requests_per_minute: 1200,
+            clients,
+        }
     }
 
     fn error(config: &OidcConfig, deployment: Deployment) -> String {

@@ -94,6 +94,7 @@ mod tests {
         OidcConfig {
             issuer: issuer.into(),
             login_session_hours: 12,
+            client_requests_per_minute: 1200,
             clients: vec![ClientConfig {
                 id: "web".into(),
                 name: "Web".into(),

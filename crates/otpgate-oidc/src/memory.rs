@@ -119,5 +119,5 @@ mod tests {
 
     use super::*;
 
-    crate::oidc_store_contract_tests!(async { Some(Arc::new(MemoryOidcStore::new()) as Arc<dyn OidcStore>) });
+    crate::oidc_store_contract_tests!(async { Arc::new(MemoryOidcStore::new()) as Arc<dyn OidcStore> });
 }

@@ -278,6 +278,7 @@ mod tests {
         OidcConfig {
             issuer: "https://login.example.com".into(),
             login_session_hours: 12,
+            client_requests_per_minute: 1200,
             clients: vec![
                 client("web", ClientKind::Public, None),
                 client("srv.1", ClientKind::Confidential, Some(SECRET)),

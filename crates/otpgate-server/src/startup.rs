@@ -148,7 +148,8 @@ impl Application {
             idempotency: crate::stores::idempotency(config, &stores, &clock),
         }));
         let admin_addr = config.admin_listen();
-        let router = router(state.clone(), config, admin_addr.is_some())?;
+        let oidc = crate::routes::oidc::build(config, &stores, &hasher, &clock, sessions.as_ref(), state.clone())?;
+        let router = router(state.clone(), config, admin_addr.is_some(), oidc)?;
         if let Some(sessions) = &sessions {
             spawn_key_reloader(Arc::downgrade(sessions), config.keys_file());
         }
@@ -281,7 +282,12 @@ fn build_sessions(
     let keys = if config.is_production() {
         KeyRing::load(&path).map_err(key_error)?
     } else {
-        let (keys, generated) = KeyRing::load_or_generate(&path).map_err(key_error)?;
+        // OpenID Connect signs RS256: development adds an RSA key to the file when missing.
+        let (keys, generated) = if config.oidc.is_some() {
+            KeyRing::load_or_generate_with_rsa(&path).map_err(key_error)?
+        } else {
+            KeyRing::load_or_generate(&path).map_err(key_error)?
+        };
         if generated {
             tracing::info!(path = %path.display(), "generated development signing keys");
         }
@@ -362,7 +368,12 @@ fn admin_router(state: AppState) -> Router {
         .layer(middleware::from_fn(security_headers))
 }
 
-fn router(state: AppState, config: &Config, admin_elsewhere: bool) -> Result<Router, ConfigError> {
+fn router(
+    state: AppState,
+    config: &Config,
+    admin_elsewhere: bool,
+    oidc: Option<Router>,
+) -> Result<Router, ConfigError> {
     let (api, openapi) = api_router().split_for_parts();
     let openapi_json = Arc::new(deployment_openapi_json(&openapi, config.codes.length));
     let timeout = Duration::from_secs(config.http.request_timeout_secs);
@@ -381,7 +392,9 @@ fn router(state: AppState, config: &Config, admin_elsewhere: bool) -> Result<Rou
         .route("/app.css", get(web::app_css))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
+        .with_state(state)
+        // OpenID Connect, only with `[oidc]` (its routes carry their own state).
+        .merge(oidc.unwrap_or_default());
     // With an admin listener, the public port keeps no metrics and only says ready or not:
     // limit hits and tripwire state would let an SMS pumper tune its traffic.
     let api = if admin_elsewhere {

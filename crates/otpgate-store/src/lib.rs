@@ -21,6 +21,10 @@ mod migrations;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
 
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "redis"))]
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code, unused_imports))]
+mod oidc_rows;
+
 mod wire;
 
 #[cfg(feature = "sqlite")]

@@ -23,6 +23,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
+use otpgate_core::oidc::OidcStore;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
 use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
@@ -142,6 +143,8 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// `Idempotency-Key` entries, in the hot store (the same connection or pool).
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// OpenID Connect codes, login sessions and revocations, in the hot store too.
+    pub oidc: Arc<dyn OidcStore>,
 }
 
 /// Erases every verification of a phone; what the hot store must offer for erasing a user.
@@ -200,7 +203,8 @@ pub async fn open(hot: &HotUrl, durable: &DurableUrl, settings: &StoreSettings) 
                 verifications: store.clone(),
                 limits: store.clone(),
                 sessions: store.clone(),
-                idempotency: store,
+                idempotency: store.clone(),
+                oidc: store,
             });
         }
         #[cfg(feature = "postgres")]
@@ -210,12 +214,13 @@ pub async fn open(hot: &HotUrl, durable: &DurableUrl, settings: &StoreSettings) 
                 verifications: store.clone(),
                 limits: store.clone(),
                 sessions: store.clone(),
-                idempotency: store,
+                idempotency: store.clone(),
+                oidc: store,
             });
         }
         _ => {}
     }
-    let (hot, idempotency): (Arc<dyn Hot>, Arc<dyn IdempotencyStore>) = match hot {
+    let (hot, idempotency, oidc): HotRoles = match hot {
         #[cfg(feature = "sqlite")]
         HotUrl::Sqlite(path) => both(crate::SqliteStore::open(path).await?),
         #[cfg(feature = "redis")]
@@ -237,14 +242,17 @@ pub async fn open(hot: &HotUrl, durable: &DurableUrl, settings: &StoreSettings) 
         #[allow(unreachable_patterns)]
         other => return Err(missing(feature_of_durable(other))),
     };
-    Ok(split(hot, durable, idempotency))
+    Ok(split(hot, durable, idempotency, oidc))
 }
 
-/// One hot store as both of its roles.
+/// A hot store in each of its roles.
+type HotRoles = (Arc<dyn Hot>, Arc<dyn IdempotencyStore>, Arc<dyn OidcStore>);
+
+/// One hot store as all of its roles.
 #[allow(dead_code)]
-fn both<T: Hot>(store: T) -> (Arc<dyn Hot>, Arc<dyn IdempotencyStore>) {
+fn both<T: Hot + OidcStore>(store: T) -> HotRoles {
     let store = Arc::new(store);
-    (store.clone(), store)
+    (store.clone(), store.clone(), store)
 }
 
 #[allow(dead_code)]
@@ -283,9 +291,14 @@ async fn open_pg(url: &str, settings: &StoreSettings) -> Result<crate::postgres:
     crate::postgres::PgStore::connect(url, options).await
 }
 
-fn split(hot: Arc<dyn Hot>, durable: Arc<dyn Durable>, idempotency: Arc<dyn IdempotencyStore>) -> Stores {
+fn split(
+    hot: Arc<dyn Hot>,
+    durable: Arc<dyn Durable>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    oidc: Arc<dyn OidcStore>,
+) -> Stores {
     let combined = Arc::new(Split { hot, durable });
-    Stores { verifications: combined.clone(), limits: combined.clone(), sessions: combined, idempotency }
+    Stores { verifications: combined.clone(), limits: combined.clone(), sessions: combined, idempotency, oidc }
 }
 
 /// Two stores seen as one: verifications and limits from the hot one, sessions from the durable

@@ -194,20 +194,22 @@ fn adopt_hmac_key(config_file: Option<PathBuf>) -> ExitCode {
 }
 
 fn rotate_keys(config_file: Option<PathBuf>, file: Option<PathBuf>) -> ExitCode {
-    let path = match file {
-        Some(path) => path,
-        None => match Config::load(config_file.as_deref()).map(|c| c.keys_file()) {
-            Ok(path) => path,
+    // With `[oidc]` the ring must keep an RSA key (RS256): rotating adds one if it has none.
+    let (path, oidc) = match file {
+        Some(path) => (path, Config::load(config_file.as_deref()).is_ok_and(|c| c.oidc.is_some())),
+        None => match Config::load(config_file.as_deref()).map(|c| (c.keys_file(), c.oidc.is_some())) {
+            Ok(found) => found,
             Err(e) => {
                 eprintln!("invalid configuration: {e}");
                 return ExitCode::from(2);
             }
         },
     };
-    let result = if path.exists() {
-        otpgate_session::KeyRing::rotate_file(&path)
-    } else {
-        otpgate_session::KeyRing::load_or_generate(&path).map(|(ring, _)| ring)
+    let result = match (path.exists(), oidc) {
+        (true, true) => otpgate_session::KeyRing::rotate_file_with_rsa(&path),
+        (true, false) => otpgate_session::KeyRing::rotate_file(&path),
+        (false, true) => otpgate_session::KeyRing::load_or_generate_with_rsa(&path).map(|(ring, _)| ring),
+        (false, false) => otpgate_session::KeyRing::load_or_generate(&path).map(|(ring, _)| ring),
     };
     match result {
         Ok(ring) => {

@@ -71,6 +71,7 @@ pub async fn provider_with_store(oidc_store: Arc<dyn OidcStore>) -> Provider {
     let settings = OidcConfig {
         issuer: ISSUER.into(),
         login_session_hours: 12,
+        client_requests_per_minute: 1200,
         clients: vec![
             client("web", ClientKind::Public, WEB_REDIRECT),
             client("srv", ClientKind::Confidential, SRV_REDIRECT),

@@ -10,6 +10,7 @@ mod http;
 mod limits;
 mod load;
 mod log;
+mod oidc;
 mod policy;
 mod provider;
 mod regions;
@@ -37,6 +38,7 @@ pub(crate) use error::bad;
 pub use http::HttpConfig;
 pub use limits::{LimitsConfig, RateConfig};
 pub use log::{LogConfig, LogFormat};
+pub use oidc::{OidcSection, oidc_settings};
 pub use policy::{CodesConfig, TripwireConfig};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use regions::{NumberKindName, RegionCode, RegionsConfig, RequiredIn};
@@ -124,6 +126,8 @@ pub struct Config {
     pub test_numbers: Option<BTreeMap<String, String>>,
     pub http: HttpConfig,
     /// Built-in HTTPS (certificate and key files, reloaded when they change).
+    /// OpenID Connect provider (`[oidc]`); absent: off.
+    pub oidc: OidcSection,
     pub tls: TlsConfig,
     /// How long verifications are kept after they end, and how often expired data is swept.
     pub retention: RetentionConfig,
@@ -154,6 +158,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             test_numbers: None,
             http: HttpConfig::default(),
+            oidc: None,
             tls: TlsConfig::default(),
             retention: RetentionConfig::default(),
             log: LogConfig::default(),

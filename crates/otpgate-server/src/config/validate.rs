@@ -2,7 +2,7 @@
 
 use secrecy::ExposeSecret;
 
-use super::{Config, ConfigError, ProviderKind, bad};
+use super::{Config, ConfigError, ProviderKind, bad, oidc};
 
 impl Config {
     fn validate_provider(&self) -> Result<(), ConfigError> {
@@ -74,6 +74,7 @@ impl Config {
         self.validate_provider()?;
         self.tls.validate()?;
         self.retention.validate()?;
+        oidc::validate(self)?;
         crate::transport::check_plain_http(self)?;
         let s = &self.sessions;
         if s.issuer.trim().is_empty() || s.audience.trim().is_empty() {

@@ -1,6 +1,7 @@
 //! HTTP routes. Handlers parse, call the domain, and map errors; they decide nothing themselves.
 
 pub mod dev;
+pub mod oidc;
 pub mod ops;
 pub mod sessions;
 pub mod sms;

@@ -55,6 +55,15 @@ impl IndexPage {
         IndexPage { html, csp }
     }
 
+    /// The configured HTML (the OpenID Connect login serves it too, with its own `<meta>`s).
+    pub fn html(&self) -> &str {
+        &self.html
+    }
+
+    pub fn csp(&self) -> &HeaderValue {
+        &self.csp
+    }
+
     fn response(&self) -> Response {
         let mut response = page(INDEX_HTML, "text/html; charset=utf-8");
         *response.body_mut() = self.html.clone().into();

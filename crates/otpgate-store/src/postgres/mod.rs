@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, PgPool, Postgres, Row, Transaction};
 
 mod idempotency;
 mod limits;
+mod oidc;
 mod privacy;
 mod provider_codes;
 mod sessions;
@@ -29,6 +30,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (5, "shared values", include_str!("../../migrations/postgres/0005_shared_values.sql")),
     (6, "refresh reuse grace", include_str!("../../migrations/postgres/0006_refresh_reuse_grace.sql")),
     (7, "signing keys", include_str!("../../migrations/postgres/0007_signing_keys.sql")),
+    (8, "oidc", include_str!("../../migrations/postgres/0008_oidc.sql")),
 ];
 
 /// How often (in limit acquisitions) spent limit rows are swept; Postgres has no TTLs.

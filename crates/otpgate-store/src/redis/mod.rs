@@ -41,6 +41,7 @@ use otpgate_core::{Channel, CodeDigest, StoreError, Timestamp, Verification, Ver
 
 mod idempotency;
 mod limits;
+mod oidc;
 mod privacy;
 mod provider_codes;
 mod verifications;

@@ -28,6 +28,7 @@ const MIGRATIONS: &[crate::migrations::Embedded] = &[
     (5, "shared values", include_str!("../../migrations/sqlite/0005_shared_values.sql")),
     (6, "refresh reuse grace", include_str!("../../migrations/sqlite/0006_refresh_reuse_grace.sql")),
     (7, "signing keys", include_str!("../../migrations/sqlite/0007_signing_keys.sql")),
+    (8, "oidc", include_str!("../../migrations/sqlite/0008_oidc.sql")),
 ];
 
 /// (old version, description, shared version), in an order where no new version is still held

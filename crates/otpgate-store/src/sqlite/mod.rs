@@ -13,6 +13,7 @@ mod conn;
 mod idempotency;
 mod limits;
 mod migrate;
+mod oidc;
 mod privacy;
 mod provider_codes;
 mod sessions;

@@ -13,7 +13,9 @@
 //! | `redis_outage`                   | `redis-server` on the PATH (starts its own)                  |
 //! | `postgres_contract`              | `OTPGATE_TEST_DATABASE_URL` (`postgres://…/test`)            |
 //! | `postgres_session_contract`      | PostgreSQL, and Redis for the split deployment              |
+//! | `oidc_contract::{postgres,redis,redis_cluster}` | as their names say                           |
 
+mod oidc_contract;
 mod postgres_contract;
 mod postgres_session_contract;
 mod redis_cluster_contract;

@@ -216,6 +216,23 @@ pub struct ReadinessView {
     pub status: String,
     /// What is wrong, when not ready (no secrets, no internal addresses).
     pub reasons: Vec<String>,
+    /// Each SMS provider by name, ready or not and why (credentials refused, out of credit,
+    /// breaker open). A provider can be down while its routes are still served by the next one,
+    /// so this can list problems while `status` is `ready`. Empty when not known.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderReadinessView>,
+}
+
+/// One SMS provider in `/readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProviderReadinessView {
+    /// The name in `[providers.NAME]` (the kind, with the `[provider]` table).
+    pub name: String,
+    /// `ready` or `not_ready`.
+    pub status: String,
+    /// Why not, when not ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]

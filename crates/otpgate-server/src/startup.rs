@@ -25,7 +25,8 @@ use utoipa_axum::routes;
 
 use crate::config::{Config, ConfigError, RequiredIn};
 use crate::error::ApiError;
-use crate::routes::{AppInner, AppState, dev, ops, sessions, verifications, web};
+use crate::routes::receipts::Receipts;
+use crate::routes::{AppInner, AppState, dev, ops, receipts, sessions, verifications, web};
 use otpgate_session::{KeyRing, SessionConfig, SessionService};
 
 /// Replacements for the parts that tests control.
@@ -98,17 +99,21 @@ impl Application {
             CodeHasher::new(&crate::keys::hmac_key(config)?).map_err(|e| ConfigError::key("secrets.hmac_key", e))?;
         crate::keys::check_shared(config, &stores, &hasher, clock.now()).await?;
 
-        let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
-            Some(provider) => (provider, None),
+        type Built = (Arc<dyn SmsProvider>, Option<Arc<otpgate_sms::Router>>, Option<DemoInbox>, Receipts);
+        let (provider, sms_router, inbox, receipts): Built = match overrides.provider {
+            Some(provider) => (provider, None, None, Receipts::default()),
             None => {
                 let built = crate::provider::build(config, &clock)?;
-                (built.provider, built.inbox)
+                (built.provider, Some(built.router), built.inbox, built.receipts)
             }
         };
-        let status_callback = config.provider.twilio.as_ref().and_then(|t| {
-            let url = t.messaging.as_ref()?.status_callback_url.clone()?;
-            Some(crate::routes::sms::StatusCallback { url, auth_token: t.auth_token.clone()? })
-        });
+        // The `[provider]` table's Twilio callback stays at `/v1/sms/status`; named providers
+        // take theirs at `/v1/providers/{name}/receipts`.
+        let status_callback =
+            config.provider.twilio.as_ref().filter(|_| !config.uses_named_providers()).and_then(|t| {
+                let url = t.messaging.as_ref()?.status_callback_url.clone()?;
+                Some(crate::routes::sms::StatusCallback { url, auth_token: t.auth_token.clone()? })
+            });
         let settings = ServiceSettings {
             policy: config.policy(),
             test_numbers: config.effective_test_numbers()?.into_iter().collect(),
@@ -143,6 +148,9 @@ impl Application {
             service,
             store: stores.verifications.clone(),
             provider,
+            router: sms_router,
+            receipts,
+            clock: clock.clone(),
             inbox,
             default_region: config.region(),
             idempotency: crate::stores::idempotency(config, &stores, &clock),
@@ -352,6 +360,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::me, sessions::delete_me))
         .routes(routes!(sessions::jwks))
         .routes(routes!(crate::routes::sms::status_callback))
+        .routes(routes!(receipts::receipt))
 }
 
 /// The admin listener's routes: metrics and readiness with its reasons, for Prometheus and the

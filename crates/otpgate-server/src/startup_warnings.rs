@@ -5,11 +5,11 @@
 
 use otpgate_core::PhoneNumber;
 
-use crate::config::{Config, ProviderKind};
+use crate::config::Config;
 
 /// Logs every warning that applies to `config` (already validated).
 pub fn log(config: &Config) {
-    let real_provider = config.provider_kinds().iter().any(|k| *k != ProviderKind::Demo);
+    let real_provider = config.sms_provider_kinds().iter().any(|k| *k != "demo");
     if !real_provider {
         return;
     }

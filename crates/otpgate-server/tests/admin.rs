@@ -44,7 +44,8 @@ async fn with_an_admin_listener_the_public_port_shows_no_metrics_and_no_readines
     assert_eq!(metrics.status, 200);
     assert!(metrics.text.contains("otpgate_sends_total"), "{}", metrics.text);
     let ready = get(format!("{admin}/readyz")).await;
-    assert_eq!((ready.status, ready.json()), (200, json!({"status": "ready", "reasons": []})));
+    let detail = json!({"status": "ready", "reasons": [], "providers": [{"name": "demo", "status": "ready"}]});
+    assert_eq!((ready.status, ready.json()), (200, detail));
     assert_eq!(get(format!("{admin}/healthz")).await.status, 200);
     let other = get(format!("{admin}/v1/verifications")).await;
     assert_eq!(other.status, 404, "the API is not on the admin listener");

@@ -11,9 +11,9 @@
 //! (`vonage::verify_receipt`, `vonage::parse_receipt`), Sinch (`sinch::verify_callback_auth`,
 //! `sinch::parse_delivery_report`).
 //!
-//! The single-account Twilio wiring of before routes still works: one HTTP client from
-//! `http::build_client(&cfg.http)`, `TwilioVerify::new` / `TwilioMessaging::new`, optionally
-//! wrapped in `Failover`.
+//! The server's old `[provider]` table (one Twilio account, providers in failover order) is one
+//! route for every country over those providers: the router replaced the Twilio-to-Twilio
+//! failover of before routes.
 
 pub mod demo;
 
@@ -21,7 +21,6 @@ mod breaker;
 pub mod callback;
 mod caller;
 pub mod config;
-pub mod failover;
 pub mod http;
 pub mod messaging;
 pub mod router;
@@ -32,7 +31,6 @@ pub mod vonage;
 pub mod webhook;
 
 pub use config::{BreakerConfig, ConfigError, HttpConfig, MessagingConfig, RetryConfig, TwilioConfig, VerifyConfig};
-pub use failover::Failover;
 pub use messaging::TwilioMessaging;
 pub use router::{ProviderConfig, RouteConfig, Router};
 pub use sinch::{Sinch, SinchConfig};

@@ -122,7 +122,7 @@ impl RouteConfig {
 }
 
 /// A provider name: used in metric labels, logs and references, so a short plain word.
-fn check_name(name: &str) -> Result<(), ConfigError> {
+pub fn check_name(name: &str) -> Result<(), ConfigError> {
     let ok = (1..=32).contains(&name.len())
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         // All digits would read as an old failover position in references.

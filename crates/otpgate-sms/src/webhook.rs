@@ -109,6 +109,75 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
+/// How far a status callback's `webhook-timestamp` may be from our clock (the specification's
+/// tolerance).
+pub const CALLBACK_MAX_SKEW: Duration = Duration::from_secs(300);
+
+/// Whether a status callback from the gateway is signed, per the same specification, with one
+/// of `keys` (the secret, and the previous one during a rotation): `webhook-id`,
+/// `webhook-timestamp` within `CALLBACK_MAX_SKEW` of `now_secs`, and one of the space-separated
+/// `webhook-signature` entries. Signatures are compared in constant time.
+pub fn verify_callback(
+    keys: &[Vec<u8>],
+    id: &str,
+    timestamp: &str,
+    signatures: &str,
+    body: &[u8],
+    now_secs: i64,
+) -> bool {
+    let Ok(ts) = timestamp.trim().parse::<i64>() else {
+        return false;
+    };
+    if id.is_empty() || (now_secs - ts).unsigned_abs() > CALLBACK_MAX_SKEW.as_secs() {
+        return false;
+    }
+    keys.iter().any(|key| {
+        let expected = signature(key, id, ts, body);
+        signatures.split_whitespace().any(|given| {
+            given.len() == expected.len() && subtle::ConstantTimeEq::ct_eq(given.as_bytes(), expected.as_bytes()).into()
+        })
+    })
+}
+
+/// A status callback's body: `{"type": "otp.status", "message_id": "msg_…" (the `webhook-id`
+/// of the send), "to": "+E164", "status": "delivered" | "undelivered" | "failed" | "in_flight",
+/// "error_code": N}`; `to` and `error_code` are optional.
+#[derive(Debug, Deserialize)]
+struct StatusBody {
+    #[serde(rename = "type")]
+    kind: String,
+    message_id: Option<String>,
+    to: Option<String>,
+    status: String,
+    error_code: Option<u32>,
+}
+
+/// Reads a status callback (call `verify_callback` first). `None` when it is not one.
+pub fn parse_status(body: &[u8]) -> Option<crate::callback::DeliveryReceipt> {
+    use crate::callback::DeliveryStatus;
+    let report: StatusBody = serde_json::from_slice(body).ok()?;
+    if report.kind != "otp.status" {
+        return None;
+    }
+    let status = match report.status.as_str() {
+        "delivered" => DeliveryStatus::Delivered,
+        "undelivered" => DeliveryStatus::Undelivered,
+        "failed" => DeliveryStatus::Failed,
+        "in_flight" => DeliveryStatus::InFlight,
+        _ => DeliveryStatus::Other,
+    };
+    Some(crate::callback::DeliveryReceipt {
+        // Only an id shaped like ours: this string lands in logs.
+        provider_ref: report.message_id.filter(|m| {
+            m.len() <= 64
+                && m.strip_prefix("msg_").is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric()))
+        }),
+        status,
+        country: crate::callback::country_of(report.to.as_deref()),
+        error_code: report.error_code.filter(|c| *c != 0),
+    })
+}
+
 /// The message body, exactly these fields in this order.
 #[derive(Debug, Serialize)]
 pub struct Payload<'a> {
@@ -336,6 +405,30 @@ mod tests {
             signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn status_callbacks_are_believed_only_signed_fresh_and_well_formed() {
+        let key = base64::engine::general_purpose::STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let old = vec![7u8; 32];
+        let body = br#"{"type":"otp.status","message_id":"msg_abc123","to":"+919876543210","status":"delivered"}"#;
+        let sig = signature(&key, "evt_1", 1_700_000_000, body);
+        let keys = [old.clone(), key.clone()];
+        assert!(verify_callback(&keys, "evt_1", "1700000000", &format!("v1,bogus {sig}"), body, 1_700_000_100));
+        assert!(!verify_callback(&[old], "evt_1", "1700000000", &sig, body, 1_700_000_100), "other key");
+        assert!(!verify_callback(&keys, "evt_2", "1700000000", &sig, body, 1_700_000_100), "other id");
+        assert!(!verify_callback(&keys, "evt_1", "1700000000", &sig, b"{}", 1_700_000_100), "other body");
+        assert!(!verify_callback(&keys, "evt_1", "1700000000", &sig, body, 1_700_000_400), "stale");
+        assert!(!verify_callback(&keys, "evt_1", "soon", &sig, body, 1_700_000_000));
+        let r = parse_status(body).unwrap();
+        assert_eq!(
+            (r.provider_ref.as_deref(), r.status, r.country.as_str()),
+            (Some("msg_abc123"), crate::callback::DeliveryStatus::Delivered, "IN")
+        );
+        assert!(parse_status(br#"{"type":"otp.message","status":"delivered"}"#).is_none());
+        let odd =
+            parse_status(br#"{"type":"otp.status","message_id":"<script>","status":"failed","error_code":7}"#).unwrap();
+        assert_eq!((odd.provider_ref, odd.country.as_str(), odd.error_code), (None, "ZZ", Some(7)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use otpgate_core::provider::ProviderCheck;
 use otpgate_core::{Channel, Clock, Code, ManualClock, OutgoingCode, PhoneNumber, ProviderError, SmsProvider};
-use otpgate_sms::{Failover, TwilioConfig, TwilioMessaging, TwilioVerify, http};
+use otpgate_sms::{TwilioConfig, TwilioMessaging, TwilioVerify, http};
 use serde_json::json;
 use wiremock::matchers::{basic_auth, body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -315,28 +315,6 @@ async fn the_breaker_opens_after_failures_and_a_probe_closes_it() {
     p.send(&msg(Channel::Sms)).await.expect("the probe goes through");
     assert!(p.readiness().await.is_ok());
     p.send(&msg(Channel::Sms)).await.expect("closed again");
-}
-
-#[tokio::test]
-async fn failover_sends_through_the_second_when_the_first_is_down() {
-    let (first, second) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST")).respond_with(twilio_error(500, 20500)).mount(&first).await;
-    Mock::given(method("POST")).and(path(MESSAGES)).respond_with(created_message()).expect(1).mount(&second).await;
-    let clock = clock();
-    let f = Failover::new(vec![Arc::new(verify(&first.uri(), &clock)), Arc::new(messaging(&second.uri(), &clock))]);
-    let receipt = f.send(&msg(Channel::Sms)).await.unwrap();
-    assert_eq!(receipt.provider_ref, Some(format!("1:{FAKE_SM}")));
-    assert!(!receipt.provider_checks, "the code that went out is ours");
-}
-
-#[tokio::test]
-async fn failover_does_not_retry_a_rejected_number_elsewhere() {
-    let (first, second) = (MockServer::start().await, MockServer::start().await);
-    Mock::given(method("POST")).respond_with(twilio_error(400, 21211)).mount(&first).await;
-    Mock::given(method("POST")).respond_with(created_message()).expect(0).mount(&second).await;
-    let clock = clock();
-    let f = Failover::new(vec![Arc::new(messaging(&first.uri(), &clock)), Arc::new(messaging(&second.uri(), &clock))]);
-    assert_eq!(f.send(&msg(Channel::Sms)).await.unwrap_err(), ProviderError::InvalidNumber);
 }
 
 #[tokio::test]

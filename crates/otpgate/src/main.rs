@@ -61,12 +61,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SmsCommand {
-    /// Send one real message with the current configuration (for operators checking a deployment).
+    /// Send one real message with the current configuration (for operators checking a deployment):
+    /// by the number's route, or through one named provider.
     Test {
         /// The number to text, E.164.
         phone: String,
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Send through this provider (`[providers.NAME]`, or the kind with `[provider]`)
+        /// instead of the number's route.
+        #[arg(long)]
+        provider: Option<String>,
     },
 }
 
@@ -119,22 +124,38 @@ fn main() -> ExitCode {
         Command::Users { command } => users::run(command),
         Command::Keys { command: KeysCommand::Rotate { config, file } } => rotate_keys(config, file),
         Command::Secrets { command: SecretsCommand::AdoptHmacKey { config } } => adopt_hmac_key(config),
-        Command::Sms { command: SmsCommand::Test { phone, config } } => sms_test(config, &phone),
-        Command::Config { command: ConfigCommand::Check { config } } => match Config::load(config.as_deref()) {
-            Ok(config) => {
-                println!("{}", config.redacted_json());
-                eprintln!("configuration is valid");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("invalid configuration: {e}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Sms { command: SmsCommand::Test { phone, config, provider } } => {
+            sms_test(config, &phone, provider.as_deref())
+        }
+        Command::Config { command: ConfigCommand::Check { config } } => config_check(config),
     }
 }
 
-fn sms_test(config_file: Option<PathBuf>, phone: &str) -> ExitCode {
+/// Loads and checks the configuration (the SMS providers are built too: some rules need them),
+/// prints it with secrets redacted, then the effective route of each country that has one.
+fn config_check(config_file: Option<PathBuf>) -> ExitCode {
+    let checked = Config::load(config_file.as_deref())
+        .and_then(|config| otpgate_server::provider::check(&config).map(|routes| (config, routes)));
+    match checked {
+        Ok((config, routes)) => {
+            println!("{}", config.redacted_json());
+            // After the JSON, on stderr with the verdict: stdout stays one JSON document.
+            eprintln!("routes (first match wins; the next provider sends only when the previous is unavailable):");
+            for route in routes {
+                let fallback = route.fallback_channel.map(|c| format!(" (fallback channel: {})", c.as_str()));
+                eprintln!("  {:<3} -> {}{}", route.country, route.providers.join(" -> "), fallback.unwrap_or_default());
+            }
+            eprintln!("configuration is valid");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("invalid configuration: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn sms_test(config_file: Option<PathBuf>, phone: &str, provider: Option<&str>) -> ExitCode {
     let config = match Config::load(config_file.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -150,7 +171,7 @@ fn sms_test(config_file: Option<PathBuf>, phone: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(otpgate_server::provider::send_test_message(&config, phone)) {
+    match runtime.block_on(otpgate_server::provider::send_test_message(&config, phone, provider)) {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

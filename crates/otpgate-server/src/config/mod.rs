@@ -15,6 +15,7 @@ mod policy;
 mod provider;
 mod regions;
 mod retention;
+mod routing;
 mod secrets;
 mod sessions;
 mod store;
@@ -43,6 +44,7 @@ pub use policy::{CodesConfig, TripwireConfig};
 pub use provider::{ProviderConfig, ProviderKind};
 pub use regions::{NumberKindName, RegionCode, RegionsConfig, RequiredIn};
 pub use retention::RetentionConfig;
+pub use routing::{ChannelName, CountryMatch, ProviderName, RouteTable};
 pub use secrets::SecretsConfig;
 pub use sessions::SessionsConfig;
 pub use store::{StoreConfig, StoreUrl};
@@ -117,7 +119,13 @@ pub struct Config {
     /// replacing the built-in ones (en, es, fr, de, pt, it). Placeholders: `{code}` (exactly
     /// once), `{app}`, `{minutes}`. The WebOTP line is appended automatically.
     pub messages: BTreeMap<String, String>,
+    /// The single-provider table of before routes (one route for every country). Not together
+    /// with `providers` / `routing`.
     pub provider: ProviderConfig,
+    /// Named providers (`[providers.vonage]`, `kind = "vonage"` and that kind's keys).
+    pub providers: BTreeMap<ProviderName, otpgate_sms::ProviderConfig>,
+    /// Routes per country over the named providers; the first that names a country sends.
+    pub routing: Vec<RouteTable>,
     pub sessions: SessionsConfig,
     /// E.164 number -> fixed code; these numbers never reach a provider. Unset: `+15005550006`
     /// -> `123456` (the first `codes.length` digits of `1234567890`) in development with the demo
@@ -155,6 +163,8 @@ impl Default for Config {
             bot_check: BotCheckConfig::default(),
             messages: BTreeMap::new(),
             provider: ProviderConfig::default(),
+            providers: BTreeMap::new(),
+            routing: Vec::new(),
             sessions: SessionsConfig::default(),
             test_numbers: None,
             http: HttpConfig::default(),
@@ -182,8 +192,12 @@ impl Config {
         self.provider_kinds().first().copied()
     }
 
-    /// The providers in force, in failover order (empty: none configured).
+    /// The `[provider]` table's providers, in failover order (empty: none configured, or named
+    /// providers in use: see `sms_providers`).
     pub fn provider_kinds(&self) -> Vec<ProviderKind> {
+        if self.uses_named_providers() {
+            return Vec::new();
+        }
         if !self.provider.failover.is_empty() {
             return self.provider.failover.clone();
         }
@@ -219,7 +233,7 @@ impl Config {
 
     /// The test numbers in force, normalised to E.164, with their codes.
     pub fn effective_test_numbers(&self) -> Result<BTreeMap<String, Code>, ConfigError> {
-        let demo_only = self.provider_kinds() == [ProviderKind::Demo];
+        let demo_only = self.demo_only();
         let configured = match (&self.test_numbers, self.environment) {
             (Some(map), _) => map.clone(),
             // The default exists only where no message can reach a phone anyway: with a real

@@ -6,6 +6,9 @@ use super::{Config, ConfigError, ProviderKind, bad, oidc};
 
 impl Config {
     fn validate_provider(&self) -> Result<(), ConfigError> {
+        if self.uses_named_providers() {
+            return self.validate_routing();
+        }
         let kinds = self.provider_kinds();
         if kinds.len() > 1 && kinds.contains(&ProviderKind::Demo) {
             return Err(bad("provider.failover", "the demo provider cannot be part of a failover list"));
@@ -103,7 +106,9 @@ impl Config {
                     "is required in production (create the file with `otpgate keys rotate --file PATH`)",
                 ));
             }
+            // Named providers: `validate_routing` refused a demo one already.
             match self.provider_kind() {
+                None if self.uses_named_providers() => {}
                 None => return Err(bad("provider.kind", "must be set in production")),
                 Some(ProviderKind::Demo) if !self.dangerously_allow_demo_provider_in_production => {
                     return Err(bad(

@@ -3,6 +3,7 @@
 pub mod dev;
 pub mod oidc;
 pub mod ops;
+pub mod receipts;
 pub mod sessions;
 pub mod sms;
 pub mod verifications;
@@ -10,7 +11,7 @@ pub mod web;
 
 use std::sync::Arc;
 
-use otpgate_core::{Region, SmsProvider, VerificationService, VerificationStore};
+use otpgate_core::{Clock, Region, SmsProvider, VerificationService, VerificationStore};
 use otpgate_sms::demo::DemoInbox;
 
 /// What every handler can reach. Cheap to clone.
@@ -21,6 +22,13 @@ pub struct AppInner {
     pub service: VerificationService,
     pub store: Arc<dyn VerificationStore>,
     pub provider: Arc<dyn SmsProvider>,
+    /// The router behind `provider` (absent when a test replaces the provider): readiness per
+    /// provider.
+    pub router: Option<Arc<otpgate_sms::Router>>,
+    /// How each named provider's delivery receipts are believed.
+    pub receipts: receipts::Receipts,
+    /// For the freshness of signed receipts.
+    pub clock: Arc<dyn Clock>,
     /// Absent when sessions are disabled.
     pub sessions: Option<Arc<otpgate_session::SessionService>>,
     /// Twilio Messaging's delivery receipts, when configured.
@@ -36,5 +44,12 @@ impl std::ops::Deref for AppState {
     type Target = AppInner;
     fn deref(&self) -> &AppInner {
         &self.0
+    }
+}
+
+impl AppInner {
+    /// Now, in Unix seconds (signed receipts carry their time in seconds).
+    pub fn clock_secs(&self) -> i64 {
+        self.clock.now().millis().div_euclid(1000)
     }
 }

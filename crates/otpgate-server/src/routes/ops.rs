@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use otpgate_api::ReadinessView;
+use otpgate_api::{ProviderReadinessView, ReadinessView};
 use serde_json::json;
 
 use super::AppState;
@@ -58,7 +58,22 @@ async fn readiness(state: &AppState) -> (StatusCode, ReadinessView) {
     if let Err(reason) = state.provider.readiness().await {
         reasons.push(format!("provider {}: {reason}", state.provider.name()));
     }
+    // Per provider, whether or not its routes still have another: an operator sees that Vonage
+    // is out of credit while Twilio carries India for it.
+    let providers = match &state.router {
+        Some(router) => router
+            .provider_readiness()
+            .await
+            .into_iter()
+            .map(|(name, state)| ProviderReadinessView {
+                name: name.to_owned(),
+                status: if state.is_ok() { "ready" } else { "not_ready" }.into(),
+                reason: state.err(),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     let ready = reasons.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, ReadinessView { status: if ready { "ready" } else { "not_ready" }.into(), reasons })
+    (status, ReadinessView { status: if ready { "ready" } else { "not_ready" }.into(), reasons, providers })
 }

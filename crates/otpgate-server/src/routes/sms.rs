@@ -49,19 +49,14 @@ pub async fn status_callback(
         return Err(OtpError::Unauthorized.into());
     }
     if let Some(report) = otpgate_sms::callback::parse_status_callback(&params) {
-        tracing::info!(
-            event = "sms.delivery",
-            status = report.status.as_str(),
-            country = %report.country,
-            error_code = report.error_code,
-            message_sid = report.message_sid.as_deref().unwrap_or("-"),
-        );
-        metrics::counter!(
-            "otpgate_sms_delivery_total",
-            "status" => report.status.as_str(),
-            "country" => report.country.clone(),
-        )
-        .increment(1);
+        // The `[provider]` table's Twilio Messaging, named by its kind as in the send metrics.
+        let receipt = otpgate_sms::callback::DeliveryReceipt {
+            provider_ref: report.message_sid,
+            status: report.status,
+            country: report.country,
+            error_code: report.error_code,
+        };
+        super::receipts::count("twilio-messaging", &receipt);
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -135,6 +135,16 @@ pub async fn check_verification(
 ) -> Result<Json<CheckVerificationResponse>, ApiError> {
     let phone = parse_phone(&state, &req.phone)?;
     let approved = state.service.check(&phone, &req.code, client_ip).await?;
+    // Approvals per provider and country, beside the sends of each: the conversion of a route.
+    // The provider is the tag of the stored reference (`vonage:…`); test numbers and sends
+    // from before routes have none.
+    let provider = approved.provider_ref.as_deref().and_then(otpgate_sms::router::sender_of).unwrap_or("unknown");
+    metrics::counter!(
+        "otpgate_approvals_total",
+        "provider" => provider.to_owned(),
+        "country" => phone.region().unwrap_or("ZZ").to_owned(),
+    )
+    .increment(1);
     let Some(sessions) = &state.sessions else {
         return Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }));
     };

@@ -2,12 +2,10 @@
 //! call, reset when the clock moves), client IPs behind trusted and untrusted proxies, sequential
 //! sweeps, region policy, the conversion tripwire and the bot check.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use otpgate_server::Config;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method};

@@ -3,12 +3,10 @@
 //! `/readyz` with its status alone. Without one (development's default) everything stays on
 //! the one port.
 
-mod common;
-
 use std::sync::Arc;
 
+use crate::common::*;
 use async_trait::async_trait;
-use common::*;
 use otpgate_core::provider::SendReceipt;
 use otpgate_core::{Channel, OutgoingCode, ProviderError, SmsProvider};
 use otpgate_server::{Config, Environment, Overrides};

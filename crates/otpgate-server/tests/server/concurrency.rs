@@ -1,8 +1,6 @@
 //! Race properties over HTTP against the SQLite store.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use tokio::task::JoinSet;
 
 const PHONE: &str = "+14155550123";

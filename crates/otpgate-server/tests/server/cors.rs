@@ -1,8 +1,6 @@
 //! CORS for configured origins, and the page's configuration (code length, API base, CSP).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use otpgate_server::Config;
 use serde_json::json;
 

@@ -5,13 +5,11 @@
 //!
 //! The tests run one at a time (`SERIAL`): the thread and task counts are process-wide.
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use otpgate_server::config::ProviderKind;
 use serde_json::json;
 use tokio::io::AsyncReadExt;

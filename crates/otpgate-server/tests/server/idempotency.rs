@@ -1,10 +1,8 @@
 //! `Idempotency-Key` on `POST /v1/verifications`, over HTTP against the SQLite store.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use otpgate_core::ProviderError;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;

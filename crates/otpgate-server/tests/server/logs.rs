@@ -1,60 +1,23 @@
 //! What reaches the logs: masked phone numbers and security events, never a code or a full
-//! number. This file installs a global subscriber, so it is its own test binary.
+//! number. Each test reads only its own logs (`common::log_capture`).
 
-mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use common::*;
+use crate::common::log_capture::{self, LogCapture};
+use crate::common::*;
 use otpgate_core::ProviderError;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-/// The one global subscriber of this binary (JSON, as in production, with the request span on
-/// every line), shared by its tests.
-fn captured() -> Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    CAPTURED
-        .get_or_init(|| {
-            let captured = Captured::default();
-            // The production filter at its most verbose: even `trace` must not leak numbers or codes.
-            tracing_subscriber::fmt()
-                .json()
-                .flatten_event(true)
-                .with_current_span(true)
-                .with_writer(captured.clone())
-                .with_env_filter(otpgate_server::telemetry::env_filter("trace"))
-                .init();
-            captured
-        })
-        .clone()
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
+/// This test's logs: JSON as in production, with the request span on every line, at the
+/// production filter's most verbose (even `trace` must not leak numbers or codes).
+fn captured() -> LogCapture {
+    log_capture::capture(|writer| {
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(writer)
+            .with_env_filter(otpgate_server::telemetry::env_filter("trace"))
+            .finish()
+    })
 }
 
 #[tokio::test]
@@ -80,7 +43,6 @@ async fn logs_hold_masked_numbers_and_no_codes() {
         assert!(logs.contains(event), "missing {event}");
     }
     assert!(logs.contains("request_id"), "events carry the request id");
-    // This binary's tests share the log: pick this test's own event.
     let check_event = logs
         .lines()
         .find(|l| l.contains(r#""event":"otp.check""#) && l.contains("+1******0177"))

@@ -1,9 +1,7 @@
 //! `/metrics` after a scripted run: the series exist with plausible counts, and no digit run of
 //! any phone number used appears anywhere in the text.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn metrics_count_sends_checks_limits_and_requests_without_numbers() {

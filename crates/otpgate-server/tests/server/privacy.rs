@@ -2,12 +2,10 @@
 //! retention window (a moved clock), the number is left only in `users`; after `DELETE /v1/me`
 //! or `otpgate users delete`, no file of the database holds its digits at all.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestApp, spawn_app};
+use crate::common::{TestApp, spawn_app};
 use otpgate_core::Clock;
 use otpgate_server::retention::Sweeper;
 use serde_json::{Value, json};
@@ -199,7 +197,7 @@ async fn operator_export_names_everything_and_delete_erases_it() {
     assert_eq!(r.status, 401);
 }
 
-fn tokens_refresh(r: &common::Reply) -> String {
+fn tokens_refresh(r: &crate::common::Reply) -> String {
     r.json()["session"]["refresh_token"].as_str().unwrap().to_owned()
 }
 

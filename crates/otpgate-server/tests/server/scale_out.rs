@@ -3,11 +3,9 @@
 //! hold across both. Needs `OTPGATE_TEST_REDIS_URL` and `OTPGATE_TEST_DATABASE_URL`; skips
 //! with a notice otherwise. Each test has its own Redis key prefix and Postgres schema.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use otpgate_core::verification::random_base62;
 use otpgate_server::{Application, Overrides};
 use otpgate_store::postgres::{PgOptions, PgStore};

@@ -1,11 +1,9 @@
 //! Sessions over HTTP: what a check issues, `/v1/me`, refresh rotation with theft detection,
 //! revoke, erasure, and key rotation without logging anyone out.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use otpgate_session::{KeyRing, VerifyingKeys, verify_access_token};
 use serde_json::{Value, json};
 

@@ -3,12 +3,10 @@
 //! `/readyz` goes 503, and restarting Redis restores service without restarting otpgate.
 //! Starts its own `redis-server` on a free loopback port; skips with a notice without one.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -1,49 +1,20 @@
 //! Test numbers are no backdoor: the default one exists only with the demo provider; with a real
 //! provider only listed numbers exist, each named (masked) in a warning at start; development
-//! mode with a real provider on a non-loopback address warns loudly. This file installs a global
-//! subscriber to read the logs, so it is its own test binary.
+//! mode with a real provider on a non-loopback address warns loudly. The tests that read the
+//! logs capture their own (`common::log_capture`).
 
-mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
-use common::*;
+use crate::common::log_capture::{self, LogCapture};
+use crate::common::*;
 use otpgate_server::config::ProviderKind;
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
-
-/// The logs of this test binary so far (every test shares the one subscriber).
-fn logs() -> String {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
-    let captured = CAPTURED.get_or_init(|| {
-        let captured = Captured::default();
-        tracing_subscriber::fmt().json().with_writer(captured.clone()).with_max_level(tracing::Level::INFO).init();
-        captured
-    });
-    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+/// This test's logs (JSON, `info` and up).
+fn capture_logs() -> LogCapture {
+    log_capture::capture(|writer| {
+        tracing_subscriber::fmt().json().with_writer(writer).with_max_level(tracing::Level::INFO).finish()
+    })
 }
 
 /// A fake Twilio Messaging API that accepts every message, so nothing leaves the machine.
@@ -74,7 +45,6 @@ fn twilio_messaging(c: &mut otpgate_server::Config, base: &str) {
 
 #[tokio::test]
 async fn a_real_provider_in_the_default_environment_has_no_default_test_number() {
-    logs();
     let twilio = fake_twilio().await;
     let base = twilio.uri();
     // The misconfigured deployment: a real provider, `environment` left at its default.
@@ -91,7 +61,7 @@ async fn a_real_provider_in_the_default_environment_has_no_default_test_number()
 
 #[tokio::test]
 async fn listed_test_numbers_with_a_real_provider_work_and_are_named_at_start() {
-    logs();
+    let logs = capture_logs();
     let twilio = fake_twilio().await;
     let base = twilio.uri();
     let app = spawn_with(
@@ -102,7 +72,7 @@ async fn listed_test_numbers_with_a_real_provider_work_and_are_named_at_start() 
         Default::default(),
     )
     .await;
-    let log = logs();
+    let log = logs.text();
     let warning = log
         .lines()
         .find(|l| l.contains(r#""event":"startup.test_number""#) && l.contains("+1******0042"))
@@ -117,23 +87,23 @@ async fn listed_test_numbers_with_a_real_provider_work_and_are_named_at_start() 
 
 #[tokio::test]
 async fn development_with_a_real_provider_on_a_public_address_warns_loudly() {
-    logs();
+    let logs = capture_logs();
     let twilio = fake_twilio().await;
     let mut config = test_config(&tempfile::tempdir().unwrap());
     twilio_messaging(&mut config, &twilio.uri());
     // Built on loopback (tests bind 127.0.0.1 only): no warning.
     let _app = spawn_with(|c| twilio_messaging(c, &twilio.uri()), Default::default()).await;
-    assert!(!logs().contains("startup.unsafe_environment"), "{}", logs());
+    assert!(!logs.text().contains("startup.unsafe_environment"), "{}", logs.text());
     // What `Application::build` logs for a public listen address, without binding one.
     config.listen = "0.0.0.0:8080".into();
     config.validate().unwrap();
     otpgate_server::startup_warnings::log(&config);
-    let log = logs();
+    let log = logs.text();
     let warning = log.lines().find(|l| l.contains(r#""event":"startup.unsafe_environment""#)).expect("a warning");
     assert!(warning.contains("0.0.0.0:8080") && warning.contains("DEVELOPMENT MODE"), "{warning}");
     // The same with the demo provider, or in production, is no such case.
     config.provider.kind = Some(ProviderKind::Demo);
     let before = log.matches("startup.unsafe_environment").count();
     otpgate_server::startup_warnings::log(&config);
-    assert_eq!(logs().matches("startup.unsafe_environment").count(), before);
+    assert_eq!(logs.text().matches("startup.unsafe_environment").count(), before);
 }

@@ -4,8 +4,6 @@
 //! connections that never send a ClientHello neither keep a real client waiting nor outlive the
 //! handshake deadline.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -43,7 +41,7 @@ fn install(cert: &TestCert, dir: &Path) {
 }
 
 fn tls_config(dir: &tempfile::TempDir) -> Config {
-    let mut config = common::test_config(dir);
+    let mut config = crate::common::test_config(dir);
     config.tls.cert_file = Some(dir.path().join("cert.pem"));
     config.tls.key_file = Some(dir.path().join("key.pem"));
     config.tls.reload_interval_secs = 1;
@@ -256,7 +254,7 @@ async fn sighup_reloads_the_certificate() {
 }
 
 fn production(dir: &tempfile::TempDir) -> Config {
-    let mut config = common::test_config(dir);
+    let mut config = crate::common::test_config(dir);
     config.environment = Environment::Production;
     config.secrets.hmac_key = Some("an hmac key of at least thirty-two bytes!".to_owned().into());
     let keys = dir.path().join("signing-keys.json");
@@ -325,7 +323,7 @@ async fn behind_a_trusted_proxy_only_forwarded_https_is_served() {
 #[tokio::test]
 async fn plain_development_answers_carry_no_hsts() {
     let dir = tempfile::tempdir().unwrap();
-    let server = run(&common::test_config(&dir)).await;
+    let server = run(&crate::common::test_config(&dir)).await;
     let reply = reqwest::get(format!("http://{}/healthz", server.addr)).await.unwrap();
     assert_eq!(reply.status(), 200);
     assert!(!reply.headers().contains_key("strict-transport-security"));

@@ -2,12 +2,10 @@
 //! provider-held codes with our own attempt cap in front, Messaging with signed delivery receipts,
 //! and Twilio's words never reaching a response.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use crate::common::*;
 use otpgate_server::config::ProviderKind;
 use serde_json::json;
 use wiremock::matchers::{body_string_contains, method, path};

@@ -1,11 +1,9 @@
 //! The verification API end to end over HTTP: the happy paths, every error row this build
 //! produces, resend rules, restart, and what must never leave the server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use otpgate_core::ProviderError;
 use otpgate_server::Overrides;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! What reaches the logs: masked phone numbers and security events, never a code or a full
-//! number. Each test reads only its own logs (`common::log_capture`).
+//! number. Each test reads only its own logs (`otpgate_test_support::logs`).
 
-use crate::common::log_capture::{self, LogCapture};
+use otpgate_test_support::logs::{self, LogCapture};
 use crate::common::*;
 use otpgate_core::ProviderError;
 use serde_json::{Value, json};
@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 /// This test's logs: JSON as in production, with the request span on every line, at the
 /// production filter's most verbose (even `trace` must not leak numbers or codes).
 fn captured() -> LogCapture {
-    log_capture::capture(|writer| {
+    logs::capture(|writer| {
         tracing_subscriber::fmt()
             .json()
             .flatten_event(true)

@@ -1,9 +1,9 @@
 //! Test numbers are no backdoor: the default one exists only with the demo provider; with a real
 //! provider only listed numbers exist, each named (masked) in a warning at start; development
 //! mode with a real provider on a non-loopback address warns loudly. The tests that read the
-//! logs capture their own (`common::log_capture`).
+//! logs capture their own (`otpgate_test_support::logs`).
 
-use crate::common::log_capture::{self, LogCapture};
+use otpgate_test_support::logs::{self, LogCapture};
 use crate::common::*;
 use otpgate_server::config::ProviderKind;
 use serde_json::json;
@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// This test's logs (JSON, `info` and up).
 fn capture_logs() -> LogCapture {
-    log_capture::capture(|writer| {
+    logs::capture(|writer| {
         tracing_subscriber::fmt().json().with_writer(writer).with_max_level(tracing::Level::INFO).finish()
     })
 }

@@ -2,8 +2,6 @@
 //! clock, and optionally a fake provider, and talks HTTP to it.
 #![allow(dead_code)]
 
-pub mod log_capture;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,12 +1,12 @@
 //! Twilio's own code and text go to the log (for the operator), with the phone masked, also
-//! where Twilio's text quotes the number back. A test
-//! binary of its own: it installs the process-wide subscriber, which a thread-local one in a
-//! shared binary cannot replace reliably while other tests run.
+//! where Twilio's text quotes the number back. The test reads its own logs
+//! (`otpgate_test_support::logs`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use otpgate_core::{Channel, Clock, Code, ManualClock, OutgoingCode, PhoneNumber, ProviderError, SmsProvider};
 use otpgate_sms::{TwilioConfig, TwilioMessaging, http};
+use otpgate_test_support::logs;
 use serde_json::json;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -15,28 +15,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const TWILIO_TEXT: &str = "The 'To' number +14155550100 is not a valid phone number.";
 const LOGGED_TEXT: &str = "The 'To' number +1******0100 is not a valid phone number.";
 
-#[derive(Clone, Default)]
-struct LogSink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogSink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
-    let sink = LogSink::default();
-    let writer = sink.clone();
-    tracing_subscriber::fmt()
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    let logs = logs::capture(|writer| {
+        tracing_subscriber::fmt().with_ansi(false).with_writer(writer).with_max_level(tracing::Level::INFO).finish()
+    });
 
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -65,7 +48,7 @@ async fn twilios_code_and_text_reach_the_log_with_the_phone_masked() {
     let err = provider.send(&msg).await.unwrap_err();
     assert_eq!(err, ProviderError::InvalidNumber);
     assert!(!err.to_string().contains(TWILIO_TEXT));
-    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let log = logs.text();
     assert!(log.contains("21211") && log.contains(LOGGED_TEXT), "Twilio's text, its number masked: {log}");
     assert!(log.contains("+1******0100"), "{log}");
     assert!(!log.contains("4155550100"), "the full number must not be logged: {log}");

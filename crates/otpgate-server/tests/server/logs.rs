@@ -1,9 +1,9 @@
 //! What reaches the logs: masked phone numbers and security events, never a code or a full
 //! number. Each test reads only its own logs (`otpgate_test_support::logs`).
 
-use otpgate_test_support::logs::{self, LogCapture};
 use crate::common::*;
 use otpgate_core::ProviderError;
+use otpgate_test_support::logs::{self, LogCapture};
 use serde_json::{Value, json};
 
 /// This test's logs: JSON as in production, with the request span on every line, at the

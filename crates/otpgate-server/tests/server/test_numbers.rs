@@ -3,9 +3,9 @@
 //! mode with a real provider on a non-loopback address warns loudly. The tests that read the
 //! logs capture their own (`otpgate_test_support::logs`).
 
-use otpgate_test_support::logs::{self, LogCapture};
 use crate::common::*;
 use otpgate_server::config::ProviderKind;
+use otpgate_test_support::logs::{self, LogCapture};
 use serde_json::json;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};

@@ -1,7 +1,8 @@
 //! Two otpgate instances on one Redis (hot) and one PostgreSQL (durable), as behind a load
 //! balancer: a code sent through one is approved through the other, and limits and attempt caps
-//! hold across both. Needs `OTPGATE_TEST_REDIS_URL` and `OTPGATE_TEST_DATABASE_URL`; skips
-//! with a notice otherwise. Each test has its own Redis key prefix and Postgres schema.
+//! hold across both. Those tests need `OTPGATE_TEST_REDIS_URL` and `OTPGATE_TEST_DATABASE_URL`:
+//! ignored unless asked for (`--include-ignored`), and failing when asked for without them. Each
+//! has its own Redis key prefix and Postgres schema. Two instances on one SQLite file need nothing.
 
 use std::time::Duration;
 
@@ -9,35 +10,29 @@ use crate::common::*;
 use otpgate_core::verification::random_base62;
 use otpgate_server::{Application, Overrides};
 use otpgate_store::postgres::{PgOptions, PgStore};
+use otpgate_test_support::service;
 use secrecy::SecretString;
 
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
 /// Points a configuration at one Redis (its own key prefix) and one PostgreSQL schema of its own
-/// (created and migrated first; reached through search_path). `None` when the services are not set.
-async fn shared_stores() -> Option<impl Fn(&mut otpgate_server::Config) + Clone> {
-    let (Some(redis), Some(database)) = (env("OTPGATE_TEST_REDIS_URL"), env("OTPGATE_TEST_DATABASE_URL")) else {
-        eprintln!("skipped: OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL must both be set");
-        return None;
-    };
+/// (created and migrated first; reached through search_path).
+async fn shared_stores() -> impl Fn(&mut otpgate_server::Config) + Clone {
+    let (redis, database) = (service("OTPGATE_TEST_REDIS_URL"), service("OTPGATE_TEST_DATABASE_URL"));
     let schema = format!("otpgate_test_{}", random_base62(12).to_lowercase());
     let options = PgOptions { schema: Some(schema.clone()), ..Default::default() };
     PgStore::connect(&database, options).await.expect("connect to OTPGATE_TEST_DATABASE_URL");
     let sep = if database.contains('?') { '&' } else { '?' };
     let durable = format!("{database}{sep}options=-c%20search_path%3D{schema}");
     let prefix = format!("otpgate-test:{}:", random_base62(12));
-    Some(move |c: &mut otpgate_server::Config| {
+    move |c: &mut otpgate_server::Config| {
         c.store.hot = redis.clone();
         c.store.durable = durable.clone();
         c.store.redis_key_prefix = prefix.clone();
-    })
+    }
 }
 
-/// Two apps sharing stores, HMAC key and signing keys; `None` when the services are not set.
-async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> Option<(TestApp, TestApp, tempfile::TempDir)> {
-    let stores = shared_stores().await?;
+/// Two apps sharing stores, HMAC key and signing keys.
+async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> (TestApp, TestApp, tempfile::TempDir) {
+    let stores = shared_stores().await;
     let shared = tempfile::tempdir().unwrap();
     let keys = shared.path().join("signing-keys.json");
     let configure = |c: &mut otpgate_server::Config| {
@@ -48,7 +43,7 @@ async fn pair(extra: impl Fn(&mut otpgate_server::Config)) -> Option<(TestApp, T
     };
     let a = spawn_with(configure, Overrides::default()).await;
     let b = spawn_with(configure, Overrides::default()).await;
-    Some((a, b, shared))
+    (a, b, shared)
 }
 
 /// What `Application::build` answers for `config`: the start error's text, or `None` if it started.
@@ -57,8 +52,9 @@ async fn start_error(config: &otpgate_server::Config) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn an_instance_with_another_hmac_key_refuses_to_start_on_shared_redis() {
-    let Some(stores) = shared_stores().await else { return };
+    let stores = shared_stores().await;
     let with_key = |key: &str| {
         let (stores, key) = (stores.clone(), key.to_owned());
         move |c: &mut otpgate_server::Config| {
@@ -94,8 +90,9 @@ async fn an_instance_with_another_hmac_key_refuses_to_start_on_a_shared_sqlite_f
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn a_code_sent_through_one_instance_is_approved_through_the_other() {
-    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let (a, b, _keep) = pair(|_| {}).await;
     let phone = "+14155550141";
     assert!((a.send(phone).await.status / 100) == 2);
     let code = a.inbox_code(phone).await;
@@ -106,8 +103,9 @@ async fn a_code_sent_through_one_instance_is_approved_through_the_other() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn sends_spread_over_both_instances_share_the_phone_limit() {
-    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let (a, b, _keep) = pair(|_| {}).await;
     let phone = "+14155550142";
     // Each app has its own manual clock, started a few ms apart (like two hosts): a second
     // more than each cooldown covers that skew.
@@ -128,13 +126,14 @@ async fn sends_spread_over_both_instances_share_the_phone_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn fifty_wrong_codes_spread_over_both_evaluate_at_most_five() {
     // The stores' own guarantee, with the check limits out of the way.
     let no_check_limits = |c: &mut otpgate_server::Config| {
         c.limits.phone_check_failures.count = 0;
         c.limits.ip_check.count = 0;
     };
-    let Some((a, b, _keep)) = pair(no_check_limits).await else { return };
+    let (a, b, _keep) = pair(no_check_limits).await;
     let phone = "+14155550143";
     assert!((a.send(phone).await.status / 100) == 2);
     let code = a.inbox_code(phone).await;
@@ -146,8 +145,9 @@ async fn fifty_wrong_codes_spread_over_both_evaluate_at_most_five() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn an_idempotent_retry_through_the_other_instance_replays_the_first_answer() {
-    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let (a, b, _keep) = pair(|_| {}).await;
     let phone = "+14155550144";
     let keyed = |app: &TestApp, key: &str| {
         app.client
@@ -172,8 +172,9 @@ async fn an_idempotent_retry_through_the_other_instance_replays_the_first_answer
 /// A refresh retried through the other instance (a lost answer behind a load balancer), 10 at
 /// once over both: every answer is 200 with the same new tokens, and the chain lives on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn concurrent_refreshes_over_both_instances_get_one_session() {
-    let Some((a, b, _keep)) = pair(|_| {}).await else { return };
+    let (a, b, _keep) = pair(|_| {}).await;
     let phone = "+14155550146";
     assert!((a.send(phone).await.status / 100) == 2);
     let code = a.inbox_code(phone).await;
@@ -224,8 +225,9 @@ async fn accepted_by(app: &TestApp, token: &str) -> (bool, u16) {
 /// Two instances with their own signing-key files on one Redis and PostgreSQL: a token issued
 /// through one verifies against the other's JWKS and is accepted by the other's `/v1/me`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis and PostgreSQL: set OTPGATE_TEST_REDIS_URL and OTPGATE_TEST_DATABASE_URL"]
 async fn instances_with_their_own_signing_keys_accept_each_others_tokens() {
-    let Some(stores) = shared_stores().await else { return };
+    let stores = shared_stores().await;
     let keys = tempfile::tempdir().unwrap();
     let configure = |name: &str| {
         let (stores, file) = (stores.clone(), keys.path().join(name));

@@ -1,7 +1,6 @@
 //! What the provider suites share: messages, clocks, and a raw HTTP fake that can do what
 //! wiremock cannot (drop a connection without answering).
 
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -60,11 +59,6 @@ pub fn merged(base: serde_json::Value, extra: serde_json::Value) -> serde_json::
     let mut v = base;
     v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     v
-}
-
-/// Prints a skip notice where the harness does not capture it.
-pub fn skipped(test: &str, why: &str) {
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
 
 /// One request as the raw fake read it.

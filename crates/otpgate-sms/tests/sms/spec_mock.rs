@@ -4,26 +4,18 @@
 //! that breaks the spec, which the providers report as `Unavailable`, so a success here means
 //! the request was valid (a control request that breaks the spec shows Prism does refuse).
 //!
-//! Skipped (with a notice) unless the mocks run and these point at them:
+//! Ignored unless asked for (`cargo test -- --include-ignored`); then they need the mocks running
+//! and these pointing at them (a test asked to run without its variable fails):
 //!   OTPGATE_TEST_VONAGE_MOCK_URL=http://127.0.0.1:4020
 //!   OTPGATE_TEST_SINCH_MOCK_URL=http://127.0.0.1:4021
 //! e.g. `vendor-mock start vonage:4020 sinch:4021`, run the tests, `vendor-mock stop`.
 
 use otpgate_core::{Channel, ProviderError, SmsProvider};
 use otpgate_sms::{Sinch, SinchConfig, Vonage, VonageConfig, http};
+use otpgate_test_support::service;
 use serde_json::json;
 
 use crate::common::*;
-
-fn mock_url(var: &str, test: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) => Some(url),
-        Err(_) => {
-            skipped(test, &format!("{var} not set (vendor-mock start vonage:4020 sinch:4021)"));
-            None
-        }
-    }
-}
 
 fn vonage(base: &str, auth: serde_json::Value) -> Vonage {
     // The spec's server path is /sms and the mock serves /json: the base is the mock itself.
@@ -34,8 +26,9 @@ fn vonage(base: &str, auth: serde_json::Value) -> Vonage {
 }
 
 #[tokio::test]
+#[ignore = "needs the Vonage Prism mock: set OTPGATE_TEST_VONAGE_MOCK_URL"]
 async fn vonage_requests_match_vonages_spec() {
-    let Some(base) = mock_url("OTPGATE_TEST_VONAGE_MOCK_URL", "vonage_requests_match_vonages_spec") else { return };
+    let base = service("OTPGATE_TEST_VONAGE_MOCK_URL");
     for auth in [
         json!({ "api_secret": "fake-secret-1" }),
         json!({ "signature_secret": "fake-signature-secret", "signature_method": "md5hash" }),
@@ -65,8 +58,9 @@ async fn vonage_requests_match_vonages_spec() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Sinch Prism mock: set OTPGATE_TEST_SINCH_MOCK_URL"]
 async fn sinch_requests_match_sinchs_spec() {
-    let Some(base) = mock_url("OTPGATE_TEST_SINCH_MOCK_URL", "sinch_requests_match_sinchs_spec") else { return };
+    let base = service("OTPGATE_TEST_SINCH_MOCK_URL");
     let sinch = |extra: serde_json::Value| {
         let cfg: SinchConfig = serde_json::from_value(merged(
             json!({ "service_plan_id": "fakeplan0001", "api_token": "fake-token", "from": "+15005550006", "base_url": base }),

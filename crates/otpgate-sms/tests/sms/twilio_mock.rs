@@ -3,39 +3,27 @@
 //! Prism answers 422 to a request that breaks the spec, which the providers would report as
 //! `Unavailable`, so a plain success here means the request was valid.
 //!
-//! Skipped (with a notice) unless the mock is running and these point at it:
+//! Ignored unless asked for (`cargo test -- --include-ignored`); then they need the mock running
+//! and these pointing at it (a test asked to run without its variables fails):
 //!   OTPGATE_TEST_TWILIO_MOCK_VERIFY_URL=http://127.0.0.1:4010
 //!   OTPGATE_TEST_TWILIO_MOCK_API_URL=http://127.0.0.1:4011
 //! e.g. `twilio-mock start 4010 4011`, run the tests, `twilio-mock stop`.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use otpgate_core::provider::ProviderCheck;
 use otpgate_core::{Channel, Code, ManualClock, OutgoingCode, PhoneNumber, SmsProvider};
 use otpgate_sms::{TwilioConfig, TwilioMessaging, TwilioVerify, http};
+use otpgate_test_support::service;
 use serde_json::json;
 
 const FAKE_AC: &str = "AC00000000000000000000000000000000"; // fake test SID
 const FAKE_VA: &str = "VA00000000000000000000000000000000"; // fake test SID
 const FAKE_MG: &str = "MG00000000000000000000000000000000"; // fake test SID
 
-/// The mock's URLs, or `None` after printing why the test is skipped. Written straight to
-/// stderr: the test harness captures `eprintln!`, and a skip must be visible.
-fn mock_urls(test: &str) -> Option<(String, String)> {
-    let verify = std::env::var("OTPGATE_TEST_TWILIO_MOCK_VERIFY_URL").ok();
-    let api = std::env::var("OTPGATE_TEST_TWILIO_MOCK_API_URL").ok();
-    match (verify, api) {
-        (Some(v), Some(a)) => Some((v, a)),
-        _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED {test}: set OTPGATE_TEST_TWILIO_MOCK_VERIFY_URL and OTPGATE_TEST_TWILIO_MOCK_API_URL \
-                 (twilio-mock start 4010 4011) to run it"
-            );
-            None
-        }
-    }
+/// The mock's URLs (Verify, Messaging); fails the test when they are not set.
+fn mock_urls() -> (String, String) {
+    (service("OTPGATE_TEST_TWILIO_MOCK_VERIFY_URL"), service("OTPGATE_TEST_TWILIO_MOCK_API_URL"))
 }
 
 fn config(verify_url: &str, api_url: &str, messaging: serde_json::Value) -> TwilioConfig {
@@ -63,8 +51,9 @@ fn msg(channel: Channel) -> OutgoingCode {
 }
 
 #[tokio::test]
+#[ignore = "needs the Twilio Prism mocks: set OTPGATE_TEST_TWILIO_MOCK_VERIFY_URL and OTPGATE_TEST_TWILIO_MOCK_API_URL"]
 async fn verify_requests_match_twilios_spec() {
-    let Some((verify_url, api_url)) = mock_urls("verify_requests_match_twilios_spec") else { return };
+    let (verify_url, api_url) = mock_urls();
     let cfg = config(&verify_url, &api_url, json!({ "from": "+15005550006" }));
     let p =
         TwilioVerify::new(&cfg, http::build_client(&cfg.http).unwrap(), Arc::new(ManualClock::starting_now())).unwrap();
@@ -79,8 +68,9 @@ async fn verify_requests_match_twilios_spec() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Twilio Prism mocks: set OTPGATE_TEST_TWILIO_MOCK_VERIFY_URL and OTPGATE_TEST_TWILIO_MOCK_API_URL"]
 async fn messaging_requests_match_twilios_spec() {
-    let Some((verify_url, api_url)) = mock_urls("messaging_requests_match_twilios_spec") else { return };
+    let (verify_url, api_url) = mock_urls();
     for messaging in [
         json!({ "from": "+15005550006", "status_callback_url": "https://otp.example.com/v1/sms/status" }),
         json!({ "messaging_service_sid": FAKE_MG }),

@@ -1,7 +1,8 @@
 //! The webhook provider: the payload and headers, every error kind, a timeout, a dropped
-//! connection; and, when `OTPGATE_TEST_WEBHOOK_RECEIVER=1` (after `npm ci` in
-//! `tests/webhook-receiver`), verification by a Node receiver using the `standardwebhooks`
-//! package, including a secret rotation.
+//! connection; and, asked for with `--include-ignored` and `OTPGATE_TEST_WEBHOOK_RECEIVER=1`
+//! (after `npm ci` in `tests/webhook-receiver`; node and python3 on the PATH), verification by a
+//! Node receiver using the `standardwebhooks` package, including a secret rotation, and by the
+//! receivers docs/providers.md shows.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -11,6 +12,7 @@ use base64::Engine;
 use otpgate_core::{Channel, Code, ProviderError, SmsProvider, Timestamp, VerificationId};
 use otpgate_sms::webhook::signature;
 use otpgate_sms::{Webhook, WebhookConfig, http};
+use otpgate_test_support::service;
 use serde_json::json;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -213,14 +215,9 @@ impl Drop for Receiver {
 }
 
 #[tokio::test]
+#[ignore = "needs the standardwebhooks receiver (node, npm ci in tests/webhook-receiver): set OTPGATE_TEST_WEBHOOK_RECEIVER=1"]
 async fn a_standardwebhooks_receiver_verifies_us_through_a_rotation() {
-    if std::env::var("OTPGATE_TEST_WEBHOOK_RECEIVER").is_err() {
-        skipped(
-            "a_standardwebhooks_receiver_verifies_us_through_a_rotation",
-            "OTPGATE_TEST_WEBHOOK_RECEIVER not set (npm ci in crates/otpgate-sms/tests/webhook-receiver, then set it to 1)",
-        );
-        return;
-    }
+    service("OTPGATE_TEST_WEBHOOK_RECEIVER");
     let (old, new) = (Receiver::start(SECRET_A), Receiver::start(SECRET_B));
     let mut m = msg("+14155550100", Channel::Sms, "024680");
     m.verification_id = Some(VerificationId::generate());
@@ -279,22 +276,28 @@ impl Drop for Snippet {
     }
 }
 
-#[tokio::test]
-async fn the_documented_receivers_verify_us() {
-    if std::env::var("OTPGATE_TEST_WEBHOOK_RECEIVER").is_err() {
-        skipped(
-            "the_documented_receivers_verify_us",
-            "OTPGATE_TEST_WEBHOOK_RECEIVER not set (needs node, npm ci, python3)",
-        );
-        return;
-    }
+/// The receivers docs/providers.md shows, as files the next test runs.
+const DOCUMENTED_RECEIVERS: [(&str, &str); 2] = [("node", "docs-receiver.mjs"), ("python3", "docs_receiver.py")];
+
+fn documented_receiver(file: &str) -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook-receiver/").to_owned() + file).unwrap()
+}
+
+#[test]
+fn the_documented_receivers_are_shown_verbatim_and_short() {
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/providers.md")).unwrap();
-    for (program, file) in [("node", "docs-receiver.mjs"), ("python3", "docs_receiver.py")] {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhook-receiver/").to_owned() + file)
-                .unwrap();
+    for (_, file) in DOCUMENTED_RECEIVERS {
+        let text = documented_receiver(file);
         assert!(docs.contains(&text), "docs/providers.md shows {file} verbatim");
         assert!(text.lines().count() <= 20, "{file}: at most 20 lines");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs node, python3 and npm ci in tests/webhook-receiver: set OTPGATE_TEST_WEBHOOK_RECEIVER=1"]
+async fn the_documented_receivers_verify_us() {
+    service("OTPGATE_TEST_WEBHOOK_RECEIVER");
+    for (program, file) in DOCUMENTED_RECEIVERS {
         let receiver = Snippet::start(program, file, SECRET_A).await;
         let m = msg("+14155550100", Channel::Sms, "135790");
         webhook(&receiver.url, json!({ "secret": SECRET_A }))

@@ -13,6 +13,7 @@ mod faults;
 mod idempotency;
 mod logs;
 mod metrics;
+mod openapi_snapshot;
 mod privacy;
 mod prop_decoders;
 mod scale_out;

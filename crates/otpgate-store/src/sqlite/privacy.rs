@@ -59,8 +59,7 @@ impl SqliteStore {
                 .conn
                 .alone(|conn| {
                     // (busy, WAL frames, frames checkpointed); busy = 1 when it could not finish.
-                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0))
-                        .map_err(classify)
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)).map_err(classify)
                 })
                 .await;
             match checkpoint {

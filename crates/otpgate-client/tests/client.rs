@@ -200,7 +200,7 @@ async fn connection_failures_are_retried_then_reported() {
         .unwrap();
     let call = tokio::spawn(async move { patient.send_to(PHONE).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let app = spawn_with(|c| c.listen = addr.to_string(), Overrides::default()).await;
+    let app = spawn_with(|c| c.listen = addr, Overrides::default()).await;
     let sent = call.await.unwrap().unwrap();
     assert!(sent.attempts >= 2);
     assert_eq!(app.inbox_code(PHONE).await.len(), 6);
@@ -258,7 +258,7 @@ async fn a_bot_check_token_goes_through() {
         |c| {
             c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Hcaptcha);
             c.bot_check.secret = Some("bot-secret".to_owned().into());
-            c.bot_check.required_for = vec!["*".into()];
+            c.bot_check.required_for = vec!["*".parse().unwrap()];
             c.bot_check.verify_url = Some(url);
         },
         Overrides::default(),

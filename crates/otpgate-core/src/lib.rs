@@ -32,14 +32,14 @@ pub use limits::{LimitDecision, LimitRule, LimitScope};
 pub use mask::{mask_numbers_in_text, mask_phone};
 pub use oidc::{AuthorizationCode, CodeExchange, ConsumeOutcome, LoginSession, OidcStore};
 pub use phone::{NumberKind, PhoneError, PhoneNumber, Region, parse_region};
-pub use policy::{LimitSet, Policy, RegionPolicy, TripwirePolicy};
+pub use policy::{LimitSet, Policy, PolicyError, RegionPolicy, TripwirePolicy};
 pub use provider::{OutgoingCode, ProviderError, SmsProvider};
 pub use service::{SendRequest, Sent, ServiceSettings, VerificationService};
 pub use session::{
     NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
 };
 pub use store::{
-    AttemptOutcome, CheckOutcome, Denied, IssueOutcome, NewCode, RateLimiter, StoreError, StoredValue,
-    VerificationStore,
+    AttemptOutcome, CheckOutcome, Counters, Denied, HotStore, IssueOutcome, Limits, NewCode, ProviderHeldCodes,
+    RateLimiter, Retention, SharedValues, StoreError, StoredValue, VerificationStore, Verifications,
 };
 pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

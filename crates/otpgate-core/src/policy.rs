@@ -164,26 +164,52 @@ impl Policy {
         resend_cooldown_after(self.resend_cooldown, sends)
     }
 
-    /// Checks the values a configuration may set; the message names what is wrong.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the values a configuration may set; the error says which one is wrong, so the
+    /// configuration can name its key.
+    pub fn validate(&self) -> Result<(), PolicyError> {
         if !(4..=10).contains(&self.code_length) {
-            return Err(format!("code length must be 4 to 10 digits, not {}", self.code_length));
+            return Err(PolicyError::CodeLength(self.code_length));
         }
         if self.code_ttl < Duration::from_secs(10) || self.code_ttl > Duration::from_secs(3600) {
-            return Err("code ttl must be between 10 and 3600 seconds".into());
+            return Err(PolicyError::CodeTtl);
         }
         if !(1..=20).contains(&self.max_attempts) {
-            return Err(format!("max attempts must be 1 to 20, not {}", self.max_attempts));
+            return Err(PolicyError::MaxAttempts(self.max_attempts));
         }
         if self.resend_cooldown > MAX_RESEND_COOLDOWN {
-            return Err("resend cooldown must be at most 3600 seconds".into());
+            return Err(PolicyError::ResendCooldown);
         }
         let t = &self.tripwire;
-        if !(0.0..=1.0).contains(&t.min_approval_rate) || t.window < Duration::from_secs(60) || t.min_sends == 0 {
-            return Err("tripwire: min_approval_rate must be 0..1, window at least 60 s, min_sends positive".into());
+        if !(0.0..=1.0).contains(&t.min_approval_rate) {
+            return Err(PolicyError::TripwireApprovalRate);
+        }
+        if t.window < Duration::from_secs(60) {
+            return Err(PolicyError::TripwireWindow);
+        }
+        if t.min_sends == 0 {
+            return Err(PolicyError::TripwireMinSends);
         }
         Ok(())
     }
+}
+
+/// A policy value outside what the flow can work with; one variant per value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("code length must be 4 to 10 digits, not {0}")]
+    CodeLength(usize),
+    #[error("code ttl must be between 10 and 3600 seconds")]
+    CodeTtl,
+    #[error("max attempts must be 1 to 20, not {0}")]
+    MaxAttempts(u32),
+    #[error("resend cooldown must be at most 3600 seconds")]
+    ResendCooldown,
+    #[error("tripwire: min_approval_rate must be between 0 and 1")]
+    TripwireApprovalRate,
+    #[error("tripwire: the window must be at least 60 s")]
+    TripwireWindow,
+    #[error("tripwire: min_sends must be positive")]
+    TripwireMinSends,
 }
 
 #[cfg(test)]
@@ -219,7 +245,11 @@ mod tests {
     #[test]
     fn validate_names_bad_values() {
         let p = Policy { code_length: 3, ..Policy::default() };
-        assert!(p.validate().unwrap_err().contains("code length"));
+        assert_eq!(p.validate(), Err(PolicyError::CodeLength(3)));
+        assert!(p.validate().unwrap_err().to_string().contains("code length"));
+        let mut t = Policy::default();
+        t.tripwire.min_sends = 0;
+        assert_eq!(t.validate(), Err(PolicyError::TripwireMinSends));
         assert!(Policy::default().validate().is_ok());
     }
 }

@@ -72,12 +72,15 @@ pub enum AttemptOutcome {
     NotFound,
 }
 
-fn unsupported(what: &str) -> StoreError {
-    StoreError::Internal(format!("this store does not support {what} (provider-held codes)"))
-}
+// The store is split by capability, and every method is required: a backend or a wrapper (the
+// server's timing decorators, a test's fault injector) that forgets one does not compile, rather
+// than answering "unsupported" at run time. `VerificationStore` and `RateLimiter` are the two
+// roles the service holds; each is only the sum of its capabilities, implemented for anything
+// that has them all.
 
+/// Verifications whose code otpgate holds: send, resend, check, cancel.
 #[async_trait]
-pub trait VerificationStore: Send + Sync + 'static {
+pub trait Verifications: Send + Sync + 'static {
     /// How long the live verification of `phone` must still wait before a resend; `None` when
     /// there is no live verification or it may be resent now. A cheap read, so a request
     /// refused by the cooldown does not use up the phone's send quota.
@@ -107,60 +110,61 @@ pub trait VerificationStore: Send + Sync + 'static {
 
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<(), StoreError>;
+}
 
+/// Verifications whose code the provider holds (Twilio Verify): otpgate counts the attempts and
+/// records the provider's verdict.
+#[async_trait]
+pub trait ProviderHeldCodes: Send + Sync + 'static {
     /// Records that the provider holds this verification's code under `provider_ref`: the local
     /// digest is dropped, so checks go to the provider (`CheckOutcome::Remote`).
-    async fn mark_remote(&self, _id: &VerificationId, _provider_ref: &str) -> Result<(), StoreError> {
-        Err(unsupported("mark_remote"))
-    }
+    async fn mark_remote(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError>;
 
     /// Atomically counts one attempt on a pending, unexpired verification with attempts left.
-    async fn count_attempt(&self, _id: &VerificationId, _now: Timestamp) -> Result<AttemptOutcome, StoreError> {
-        Err(unsupported("count_attempt"))
-    }
+    async fn count_attempt(&self, id: &VerificationId, now: Timestamp) -> Result<AttemptOutcome, StoreError>;
 
     /// Marks a pending verification approved; `true` only for the one call that did it.
-    async fn approve(&self, _id: &VerificationId, _now: Timestamp) -> Result<bool, StoreError> {
-        Err(unsupported("approve"))
-    }
+    async fn approve(&self, id: &VerificationId, now: Timestamp) -> Result<bool, StoreError>;
 
     /// Ends a pending verification as `dead` or `expired` (what the provider reported).
     async fn finish(
         &self,
-        _id: &VerificationId,
-        _status: crate::VerificationStatus,
-        _now: Timestamp,
-    ) -> Result<(), StoreError> {
-        Err(unsupported("finish"))
-    }
+        id: &VerificationId,
+        status: crate::VerificationStatus,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+}
 
+/// Retention and privacy requests over the hot state.
+#[async_trait]
+pub trait Retention: Send + Sync + 'static {
     /// Retention: deletes verifications that ended (or, still pending, expired) before `before`
     /// and, in a store that also holds the limits, limit rows spent by `now` (and expired
     /// idempotency entries). Idempotent and batched, so several instances may sweep at once.
-    /// The default deletes nothing: for backends whose keys expire on their own (Redis TTLs).
-    async fn purge(&self, _before: Timestamp, _now: Timestamp) -> Result<crate::privacy::PurgeCounts, StoreError> {
-        Ok(crate::privacy::PurgeCounts::default())
-    }
+    /// A backend whose keys expire on their own (Redis TTLs) deletes nothing, and says so in its
+    /// implementation.
+    async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<crate::privacy::PurgeCounts, StoreError>;
 
     /// Export: every verification of `phone` (status and times, never digests) and which of
     /// `limit_keys` (see `privacy::phone_limit_keys`) hold a counter.
     async fn export_phone(
         &self,
-        _phone: &PhoneNumber,
-        _limit_keys: &[String],
-    ) -> Result<crate::privacy::HotRecords, StoreError> {
-        Err(StoreError::Internal("this store does not support export".into()))
-    }
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<crate::privacy::HotRecords, StoreError>;
 
     /// Erasure: deletes every verification of `phone` and the limit rows under `limit_keys`.
     async fn delete_phone(
         &self,
-        _phone: &PhoneNumber,
-        _limit_keys: &[String],
-    ) -> Result<crate::privacy::HotDeleted, StoreError> {
-        Err(StoreError::Internal("this store does not support erasure by phone".into()))
-    }
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<crate::privacy::HotDeleted, StoreError>;
 }
+
+/// The verification role: every capability over verifications. Implemented for anything that
+/// implements them all; never implemented by hand.
+pub trait VerificationStore: Verifications + ProviderHeldCodes + Retention {}
+impl<T: Verifications + ProviderHeldCodes + Retention + ?Sized> VerificationStore for T {}
 
 /// A small value kept under a key of the hot store (see `RateLimiter::swap_value`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,8 +181,9 @@ pub struct Denied {
     pub retry_after: Duration,
 }
 
+/// Rate limits (GCRA buckets), all or nothing across rules.
 #[async_trait]
-pub trait RateLimiter: Send + Sync + 'static {
+pub trait Limits: Send + Sync + 'static {
     /// Takes one unit from every rule's bucket, or from none of them if any is exhausted (so a
     /// request refused by one limit does not use up the others). On refusal, answers the rule
     /// with the longest wait.
@@ -190,26 +195,26 @@ pub trait RateLimiter: Send + Sync + 'static {
     async fn peek(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError>;
 
     /// Forgets limit keys (a successful check clears the phone's failure count).
-    async fn reset(&self, _keys: &[String]) -> Result<(), StoreError> {
-        Err(StoreError::Internal("this store does not support resetting limits".into()))
-    }
+    async fn reset(&self, keys: &[String]) -> Result<(), StoreError>;
+}
 
+/// Windowed counters (the conversion tripwire).
+#[async_trait]
+pub trait Counters: Send + Sync + 'static {
     /// Adds one to the windowed counter `key` in the bucket starting at `bucket` (ms), kept at
     /// least until `expires_at`. Atomic increment, for the conversion tripwire.
-    async fn incr_counter(&self, _key: &str, _bucket: i64, _expires_at: Timestamp) -> Result<(), StoreError> {
-        Err(StoreError::Internal("this store does not support counters".into()))
-    }
+    async fn incr_counter(&self, key: &str, bucket: i64, expires_at: Timestamp) -> Result<(), StoreError>;
 
     /// The sum of the buckets of `key` that start at or after `since` (ms).
-    async fn sum_counter(&self, _key: &str, _since: i64) -> Result<u64, StoreError> {
-        Err(StoreError::Internal("this store does not support counters".into()))
-    }
+    async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError>;
+}
 
+/// Small values several instances must agree on, changed by compare and swap.
+#[async_trait]
+pub trait SharedValues: Send + Sync + 'static {
     /// The value stored under `key` (see `swap_value`); `None` when there is none or it expired
     /// by `now`.
-    async fn load_value(&self, _key: &str, _now: Timestamp) -> Result<Option<String>, StoreError> {
-        Err(StoreError::Internal("this store does not support shared values".into()))
-    }
+    async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
 
     /// Atomically (compare and swap): if the value under `key` is `expected` (`None`: there is
     /// none, or it expired by `now`), replaces it with `new` (`None` deletes it) and answers true;
@@ -218,11 +223,19 @@ pub trait RateLimiter: Send + Sync + 'static {
     /// phone's resend cooldown, the fingerprint of the HMAC key).
     async fn swap_value(
         &self,
-        _key: &str,
-        _expected: Option<&str>,
-        _new: Option<&StoredValue>,
-        _now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Internal("this store does not support shared values".into()))
-    }
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&StoredValue>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 }
+
+/// The limiter role: limits, counters and shared values. Implemented for anything that
+/// implements them all; never implemented by hand.
+pub trait RateLimiter: Limits + Counters + SharedValues {}
+impl<T: Limits + Counters + SharedValues + ?Sized> RateLimiter for T {}
+
+/// Everything a hot store is (SQLite, Redis, Redis Cluster, PostgreSQL): both roles and the
+/// `Idempotency-Key` entries. Implemented for anything that implements every capability.
+pub trait HotStore: VerificationStore + RateLimiter + crate::idempotency::IdempotencyStore {}
+impl<T: VerificationStore + RateLimiter + crate::idempotency::IdempotencyStore + ?Sized> HotStore for T {}

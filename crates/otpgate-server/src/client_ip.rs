@@ -17,34 +17,86 @@ use axum::http::request::Parts;
 use otpgate_core::client::canonical_ip;
 use serde::{Deserialize, Serialize};
 
-/// A list of addresses and CIDR ranges.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<(IpAddr, u8)>);
+/// One `http.trusted_proxies` entry: an address (`192.0.2.7`, a /32 or /128) or a CIDR range
+/// (`10.0.0.0/8`, `2001:db8::/32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr {
+    addr: IpAddr,
+    len: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+
+    /// The error names the bad entry.
+    fn from_str(entry: &str) -> Result<Cidr, String> {
+        let (addr, len) = match entry.split_once('/') {
+            Some((addr, len)) => (addr, Some(len)),
+            None => (entry, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| format!("`{entry}` is not an IP address or CIDR range"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let len = match len {
+            Some(len) => len
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| format!("`{entry}` has a bad prefix length"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, len })
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(entry: String) -> Result<Cidr, String> {
+        entry.parse()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let max = if self.addr.is_ipv4() { 32 } else { 128 };
+        if self.len == max { write!(f, "{}", self.addr) } else { write!(f, "{}/{}", self.addr, self.len) }
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(cidr: Cidr) -> String {
+        cidr.to_string()
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (canonical_ip(self.addr), canonical_ip(ip)) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), self.len),
+            _ => false,
+        }
+    }
+}
+
+/// A list of addresses and CIDR ranges (`http.trusted_proxies`), parsed when the configuration
+/// is loaded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TrustedProxies(Vec<Cidr>);
+
+impl From<Vec<Cidr>> for TrustedProxies {
+    fn from(nets: Vec<Cidr>) -> Self {
+        TrustedProxies(nets)
+    }
+}
 
 impl TrustedProxies {
     /// Parses `10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`; the error names the bad entry.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let mut nets = Vec::new();
-        for entry in entries {
-            let (addr, len) = match entry.split_once('/') {
-                Some((addr, len)) => (addr, Some(len)),
-                None => (entry.as_str(), None),
-            };
-            let addr: IpAddr =
-                addr.trim().parse().map_err(|_| format!("`{entry}` is not an IP address or CIDR range"))?;
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            let len = match len {
-                Some(len) => len
-                    .trim()
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|l| *l <= max)
-                    .ok_or_else(|| format!("`{entry}` has a bad prefix length"))?,
-                None => max,
-            };
-            nets.push((addr, len));
-        }
-        Ok(TrustedProxies(nets))
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+        entries.iter().map(|e| e.as_ref().parse()).collect::<Result<Vec<Cidr>, _>>().map(TrustedProxies)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -52,12 +104,7 @@ impl TrustedProxies {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical_ip(ip);
-        self.0.iter().any(|(net, len)| match (canonical_ip(*net), ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), *len),
-            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), *len),
-            _ => false,
-        })
+        self.0.iter().any(|net| net.contains(ip))
     }
 }
 
@@ -249,7 +296,7 @@ mod tests {
     use super::*;
 
     fn proxies(list: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap()
+        TrustedProxies::parse(list).unwrap()
     }
 
     fn resolver(list: &[&str], header: ClientIpHeader) -> ClientIpResolver {
@@ -288,7 +335,7 @@ mod tests {
             assert!(!p.contains(ip(no)), "{no}");
         }
         for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::/129"] {
-            assert!(TrustedProxies::parse(&[bad.to_owned()]).is_err(), "{bad}");
+            assert!(TrustedProxies::parse(&[bad]).is_err(), "{bad}");
         }
     }
 

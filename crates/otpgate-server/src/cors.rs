@@ -71,17 +71,53 @@ pub fn check_origin(origin: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An origin checked by [`check_origin`] when the configuration was loaded
+/// (`http.cors_allowed_origins`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Origin(String);
+
+impl Origin {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    fn from_str(origin: &str) -> Result<Origin, String> {
+        check_origin(origin)?;
+        Ok(Origin(origin.to_owned()))
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+
+    fn try_from(origin: String) -> Result<Origin, String> {
+        check_origin(&origin)?;
+        Ok(Origin(origin))
+    }
+}
+
+impl From<Origin> for String {
+    fn from(origin: Origin) -> String {
+        origin.0
+    }
+}
+
 /// The configured CORS, or nothing. Cheap to clone.
 #[derive(Clone)]
 pub struct Cors(Option<Arc<(CorsLayer, Vec<HeaderValue>)>>);
 
 impl Cors {
-    /// `origins` are checked ones (`check_origin`); empty: no CORS.
-    pub fn new(origins: &[String]) -> Cors {
+    /// Empty `origins`: no CORS.
+    pub fn new(origins: &[Origin]) -> Cors {
         if origins.is_empty() {
             return Cors(None);
         }
-        let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+        let allowed: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o.as_str()).ok()).collect();
         let layer = CorsLayer::new()
             .allow_origin(AllowOrigin::list(allowed.clone()))
             .allow_methods([Method::GET, Method::POST, Method::DELETE])
@@ -119,7 +155,7 @@ pub async fn middleware(State(cors): State<Cors>, req: Request, next: Next) -> R
 
 #[cfg(test)]
 mod tests {
-    use super::check_origin;
+    use super::{Origin, check_origin};
 
     #[test]
     fn origins() {
@@ -144,6 +180,8 @@ mod tests {
             "https://a..b",
         ] {
             assert!(check_origin(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Origin>().is_err(), "{bad}");
         }
+        assert_eq!("https://app.example.com".parse::<Origin>().unwrap().as_str(), "https://app.example.com");
     }
 }

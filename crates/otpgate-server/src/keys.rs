@@ -9,18 +9,17 @@ use std::path::{Path, PathBuf};
 
 use otpgate_core::shared_key::{self, KeyCheck};
 use otpgate_core::{Clock, CodeHasher, SystemClock, Timestamp};
-use otpgate_store::open::redact;
 use secrecy::ExposeSecret;
 
 use crate::config::{Config, ConfigError};
 use crate::stores::{OpenError, Stores};
 
 /// The development key file: configured, or `<database file>.hmac-key`.
-pub fn dev_key_path(config: &Config) -> Result<PathBuf, ConfigError> {
-    if let Some(path) = &config.secrets.dev_hmac_key_file {
-        return Ok(path.clone());
+pub fn dev_key_path(config: &Config) -> PathBuf {
+    match &config.secrets.dev_hmac_key_file {
+        Some(path) => path.clone(),
+        None => config.beside_database(".hmac-key"),
     }
-    Ok(config.beside_database(".hmac-key"))
 }
 
 pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {
@@ -28,9 +27,9 @@ pub fn hmac_key(config: &Config) -> Result<Vec<u8>, ConfigError> {
         return Ok(key.expose_secret().as_bytes().to_vec());
     }
     if config.is_production() {
-        return Err(ConfigError("config key `secrets.hmac_key`: is required in production".into()));
+        return Err(ConfigError::key("secrets.hmac_key", "is required in production"));
     }
-    load_or_create(&dev_key_path(config)?)
+    load_or_create(&dev_key_path(config))
 }
 
 /// Refuses to start when the hot store was first used with another HMAC key; records this
@@ -47,36 +46,38 @@ pub async fn check_shared(
             Ok(())
         }
         KeyCheck::Matches => Ok(()),
-        KeyCheck::Differs { recorded } => Err(OpenError::Config(ConfigError(format!(
-            "config key `secrets.hmac_key`: the hot store {} is used with another HMAC key \
+        KeyCheck::Differs { recorded } => Err(OpenError::Config(ConfigError::key(
+            "secrets.hmac_key",
+            format!(
+                "the hot store {} is used with another HMAC key \
              (fingerprint {recorded}, this instance's is {}). Every instance sharing a store needs the \
              same `secrets.hmac_key` (in development, point `secrets.dev_hmac_key_file` at one shared \
              file). If the key was changed on purpose: stop every instance, then run \
              `otpgate secrets adopt-hmac-key` once (pending codes, sessions and limits of the old key are lost).",
-            redact(&config.store.hot),
-            shared_key::fingerprint(hasher),
-        )))),
+                config.store.hot.redacted(),
+                shared_key::fingerprint(hasher),
+            ),
+        ))),
     }
 }
 
 /// `otpgate secrets adopt-hmac-key`: records the configured key as the one the hot store is used
 /// with, replacing another. Answers the fingerprint replaced, if any.
 pub async fn adopt(config: &Config) -> Result<Option<String>, OpenError> {
-    let hasher =
-        CodeHasher::new(&hmac_key(config)?).map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+    let hasher = CodeHasher::new(&hmac_key(config)?).map_err(|e| ConfigError::key("secrets.hmac_key", e))?;
     let stores = crate::stores::open(config).await?;
     Ok(shared_key::adopt(&*stores.limits, &hasher, SystemClock.now()).await?)
 }
 
 fn load_or_create(path: &Path) -> Result<Vec<u8>, ConfigError> {
-    let fail = |what: &str, e: std::io::Error| ConfigError(format!("{what} {}: {e}", path.display()));
+    let fail = |what: &str, e: std::io::Error| ConfigError::other(format!("{what} {}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(text) => {
             let key = decode_hex(text.trim()).ok_or_else(|| {
-                ConfigError(format!("{} is not a hex key; delete it to generate a new one", path.display()))
+                ConfigError::other(format!("{} is not a hex key; delete it to generate a new one", path.display()))
             })?;
             if key.len() < otpgate_core::code::MIN_KEY_LEN {
-                return Err(ConfigError(format!("{} holds a key shorter than 32 bytes", path.display())));
+                return Err(ConfigError::other(format!("{} holds a key shorter than 32 bytes", path.display())));
             }
             Ok(key)
         }

@@ -12,7 +12,6 @@ pub mod keys;
 pub mod metrics;
 pub mod privacy;
 pub mod provider;
-pub mod redact;
 pub mod request_id;
 pub mod retention;
 pub mod routes;

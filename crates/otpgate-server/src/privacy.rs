@@ -35,9 +35,9 @@ struct Opened {
 }
 
 async fn open(config: &Config, phone: &str) -> Result<Opened, PrivacyError> {
-    let phone = PhoneNumber::parse(phone, config.region()?).map_err(PrivacyError::Phone)?;
-    let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
-        .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+    let phone = PhoneNumber::parse(phone, config.region()).map_err(PrivacyError::Phone)?;
+    let hasher =
+        CodeHasher::new(&crate::keys::hmac_key(config)?).map_err(|e| ConfigError::key("secrets.hmac_key", e))?;
     let limit_keys = phone_limit_keys(&hasher, &phone);
     let stores = crate::stores::open(config).await?;
     Ok(Opened { stores, phone, limit_keys })

@@ -29,8 +29,8 @@ pub fn build(config: &Config, clock: &Arc<dyn Clock>) -> Result<BuiltProvider, C
         .provider
         .twilio
         .as_ref()
-        .ok_or_else(|| ConfigError("config key `provider.twilio`: is required for the twilio providers".into()))?;
-    let named = |e: otpgate_sms::ConfigError| ConfigError(format!("config key `provider.twilio`: {e}"));
+        .ok_or_else(|| ConfigError::key("provider.twilio", "is required for the twilio providers"))?;
+    let named = |e: otpgate_sms::ConfigError| ConfigError::key("provider.twilio", e);
     // One pooled client for every Twilio provider: keep-alive connections are shared.
     let http = otpgate_sms::http::build_client(&twilio.http).map_err(named)?;
     let mut providers: Vec<Arc<dyn SmsProvider>> = Vec::new();
@@ -43,7 +43,7 @@ pub fn build(config: &Config, clock: &Arc<dyn Clock>) -> Result<BuiltProvider, C
                 Arc::new(TwilioMessaging::new(twilio, http.clone(), clock.clone()).map_err(named)?)
             }
             ProviderKind::Demo => {
-                return Err(ConfigError("config key `provider.failover`: the demo provider cannot fail over".into()));
+                return Err(ConfigError::key("provider.failover", "the demo provider cannot fail over"));
             }
         });
     }
@@ -56,8 +56,8 @@ pub fn build(config: &Config, clock: &Arc<dyn Clock>) -> Result<BuiltProvider, C
 /// `otpgate sms test`. Answers a line for the operator; failures name our error kind only (the
 /// provider's own words are in the log).
 pub async fn send_test_message(config: &Config, phone: &str) -> Result<String, String> {
-    let phone = otpgate_core::PhoneNumber::parse(phone, config.region().map_err(|e| e.to_string())?)
-        .map_err(|e| format!("invalid phone number: {e}"))?;
+    let phone =
+        otpgate_core::PhoneNumber::parse(phone, config.region()).map_err(|e| format!("invalid phone number: {e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(otpgate_core::SystemClock);
     let built = build(config, &clock).map_err(|e| e.to_string())?;
     let code = otpgate_core::Code::generate(config.codes.length);

@@ -68,7 +68,7 @@ const MAX_CONCURRENT_STREAMS: u32 = 100;
 impl EdgeSettings {
     /// Checks the values; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key: &str, why: &str| Err(ConfigError(format!("config key `{key}`: {why}")));
+        let bad = |key: &str, why: &str| Err(ConfigError::key(key, why));
         if !(1..=60).contains(&self.header_read_timeout.as_secs()) {
             return bad("http.header_read_timeout_secs", "must be between 1 and 60");
         }

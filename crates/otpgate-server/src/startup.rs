@@ -23,7 +23,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, RequiredIn};
 use crate::error::ApiError;
 use crate::routes::{AppInner, AppState, dev, ops, sessions, verifications, web};
 use otpgate_session::{KeyRing, SessionConfig, SessionService};
@@ -94,8 +94,8 @@ impl Application {
         crate::metrics::handle();
         let clock: Arc<dyn Clock> = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let stores = crate::store_metrics::instrument(crate::stores::open(config).await?);
-        let hasher = CodeHasher::new(&crate::keys::hmac_key(config)?)
-            .map_err(|e| ConfigError(format!("config key `secrets.hmac_key`: {e}")))?;
+        let hasher =
+            CodeHasher::new(&crate::keys::hmac_key(config)?).map_err(|e| ConfigError::key("secrets.hmac_key", e))?;
         crate::keys::check_shared(config, &stores, &hasher, clock.now()).await?;
 
         let (provider, inbox): (Arc<dyn SmsProvider>, Option<DemoInbox>) = match overrides.provider {
@@ -113,7 +113,7 @@ impl Application {
             policy: config.policy(),
             test_numbers: config.effective_test_numbers()?.into_iter().collect(),
             app_name: config.app_name.clone(),
-            webotp_domain: config.webotp_domain.clone(),
+            webotp_domain: config.webotp_domain.as_ref().map(|d| d.as_str().to_owned()),
             bot_check: bot_check(config)?,
             templates: config.message_templates()?,
         };
@@ -144,13 +144,13 @@ impl Application {
             store: stores.verifications.clone(),
             provider,
             inbox,
-            default_region: config.region()?,
-            idempotency: Some(crate::stores::idempotency(config, &stores, &clock)),
+            default_region: config.region(),
+            idempotency: crate::stores::idempotency(config, &stores, &clock),
         }));
         let admin_addr = config.admin_listen();
         let router = router(state.clone(), config, admin_addr.is_some())?;
         if let Some(sessions) = &sessions {
-            spawn_key_reloader(Arc::downgrade(sessions), config.keys_file()?);
+            spawn_key_reloader(Arc::downgrade(sessions), config.keys_file());
         }
 
         let tls = crate::tls::setup(&config.tls)?;
@@ -158,7 +158,7 @@ impl Application {
         let alive = Arc::new(());
         sweeper.clone().spawn(config.retention.interval(), Arc::downgrade(&alive));
 
-        let addr = config.listen_addr()?;
+        let addr = config.listen;
         let listener = crate::serve::bind(addr).map_err(|source| StartError::Listen { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
         let admin = match admin_addr {
@@ -176,7 +176,7 @@ impl Application {
             tls,
             admin,
             edge: config.edge(),
-            trusted_proxies: config.trusted_proxies()?,
+            trusted_proxies: config.http.trusted_proxies.clone(),
             sweeper,
             _alive: alive,
         })
@@ -254,12 +254,12 @@ fn bot_check(config: &Config) -> Result<Option<BotCheck>, ConfigError> {
         return Ok(None);
     };
     let verifier = crate::botcheck::HttpBotVerifier::new(kind, secret, config.bot_check.verify_url.clone())
-        .map_err(|e| ConfigError(format!("config key `bot_check`: {e}")))?;
+        .map_err(|e| ConfigError::key("bot_check", e))?;
     let required = &config.bot_check.required_for;
-    let scope = if required.iter().any(|c| c == "*") {
+    let scope = if required.contains(&RequiredIn::Everywhere) {
         BotScope::All
     } else {
-        BotScope::Countries(required.iter().cloned().collect())
+        BotScope::Countries(required.iter().map(|entry| String::from(*entry)).collect())
     };
     Ok(Some(BotCheck {
         verifier: Arc::new(verifier),
@@ -274,9 +274,9 @@ fn build_sessions(
     hasher: &CodeHasher,
     clock: &Arc<dyn Clock>,
 ) -> Result<SessionService, StartError> {
-    let path = config.keys_file()?;
+    let path = config.keys_file();
     let key_error = |e: otpgate_session::keys::KeyError| {
-        ConfigError(format!("config key `sessions.keys_file` ({}): {e}", path.display()))
+        ConfigError::key("sessions.keys_file", format!("({}): {e}", path.display()))
     };
     let keys = if config.is_production() {
         KeyRing::load(&path).map_err(key_error)?
@@ -366,7 +366,7 @@ fn router(state: AppState, config: &Config, admin_elsewhere: bool) -> Result<Rou
     let (api, openapi) = api_router().split_for_parts();
     let openapi_json = Arc::new(deployment_openapi_json(&openapi, config.codes.length));
     let timeout = Duration::from_secs(config.http.request_timeout_secs);
-    let index = web::IndexPage::new(config.codes.length, config.http.page_api_base.as_deref());
+    let index = web::IndexPage::new(config.codes.length, config.http.page_api_base.as_ref());
     let api: Router = api
         .route(
             "/openapi.json",
@@ -405,7 +405,7 @@ fn router(state: AppState, config: &Config, admin_elsewhere: bool) -> Result<Rou
             Arc::new(crate::transport::Transport::from_config(config)),
             crate::transport::middleware,
         ))
-        .layer(middleware::from_fn_with_state(Arc::new(config.client_ip_resolver()?), crate::request_id::middleware)))
+        .layer(middleware::from_fn_with_state(Arc::new(config.client_ip_resolver()), crate::request_id::middleware)))
 }
 
 /// The served document describes this deployment: a code has exactly `codes.length` digits

@@ -24,13 +24,10 @@ pub fn log(config: &Config) {
              deployment is a test)"
         );
     }
-    if !config.is_production()
-        && let Ok(addr) = config.listen_addr()
-        && !addr.ip().is_loopback()
-    {
+    if !config.is_production() && !config.listen.ip().is_loopback() {
         tracing::warn!(
             event = "startup.unsafe_environment",
-            listen = %addr,
+            listen = %config.listen,
             "!!! DEVELOPMENT MODE ON A NON-LOOPBACK ADDRESS WITH A REAL SMS PROVIDER !!! `environment` is \
              `development` (the default), so none of the production safeguards apply: plain HTTP on a public \
              address, generated secrets and signing keys, test numbers and the demo provider are all allowed. \

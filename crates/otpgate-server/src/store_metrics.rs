@@ -3,8 +3,9 @@
 //! `otpgate_store_errors_total{op,kind}` (`unavailable` or `internal`). The only label values
 //! are the fixed operation names below; keys, phones and ids never become labels.
 //!
-//! Every trait method is forwarded explicitly, the ones with default bodies included: a method
-//! left to its default would silently answer "unsupported" instead of reaching the backend.
+//! Each decorator implements every capability of its role (the store traits have no default
+//! bodies), so a method added to a capability does not compile here until it is forwarded and
+//! timed.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,8 +16,9 @@ use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
-    AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
-    Verification, VerificationId, VerificationStatus, VerificationStore,
+    AttemptOutcome, CheckOutcome, CodeDigest, Counters, IssueOutcome, Limits, PhoneNumber, Policy, ProviderHeldCodes,
+    RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
+    VerificationStore, Verifications,
 };
 
 use crate::stores::Stores;
@@ -46,7 +48,7 @@ async fn timed<T>(op: &'static str, call: impl Future<Output = Result<T, StoreEr
 pub struct TimedVerificationStore(pub Arc<dyn VerificationStore>);
 
 #[async_trait]
-impl VerificationStore for TimedVerificationStore {
+impl Verifications for TimedVerificationStore {
     async fn resend_wait(&self, phone: &PhoneNumber, now: Timestamp) -> Result<Option<Duration>, StoreError> {
         timed("resend_wait", self.0.resend_wait(phone, now)).await
     }
@@ -79,7 +81,10 @@ impl VerificationStore for TimedVerificationStore {
     async fn ping(&self) -> Result<(), StoreError> {
         timed("ping", self.0.ping()).await
     }
+}
 
+#[async_trait]
+impl ProviderHeldCodes for TimedVerificationStore {
     async fn mark_remote(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
         timed("mark_remote", self.0.mark_remote(id, provider_ref)).await
     }
@@ -95,7 +100,10 @@ impl VerificationStore for TimedVerificationStore {
     async fn finish(&self, id: &VerificationId, status: VerificationStatus, now: Timestamp) -> Result<(), StoreError> {
         timed("finish", self.0.finish(id, status, now)).await
     }
+}
 
+#[async_trait]
+impl Retention for TimedVerificationStore {
     async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<PurgeCounts, StoreError> {
         timed("purge", self.0.purge(before, now)).await
     }
@@ -113,7 +121,7 @@ impl VerificationStore for TimedVerificationStore {
 pub struct TimedRateLimiter(pub Arc<dyn RateLimiter>);
 
 #[async_trait]
-impl RateLimiter for TimedRateLimiter {
+impl Limits for TimedRateLimiter {
     async fn acquire(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError> {
         timed("acquire", self.0.acquire(rules, now)).await
     }
@@ -125,7 +133,10 @@ impl RateLimiter for TimedRateLimiter {
     async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {
         timed("reset", self.0.reset(keys)).await
     }
+}
 
+#[async_trait]
+impl Counters for TimedRateLimiter {
     async fn incr_counter(&self, key: &str, bucket: i64, expires_at: Timestamp) -> Result<(), StoreError> {
         timed("incr_counter", self.0.incr_counter(key, bucket, expires_at)).await
     }
@@ -133,7 +144,10 @@ impl RateLimiter for TimedRateLimiter {
     async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError> {
         timed("sum_counter", self.0.sum_counter(key, since)).await
     }
+}
 
+#[async_trait]
+impl SharedValues for TimedRateLimiter {
     async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         timed("load_value", self.0.load_value(key, now)).await
     }
@@ -157,7 +171,7 @@ mod tests {
 
     use super::*;
 
-    /// Overrides every method (defaults included) and records which were reached.
+    /// Implements every capability and records which methods were reached.
     #[derive(Default)]
     struct Recording(Mutex<Vec<&'static str>>);
 
@@ -168,7 +182,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl VerificationStore for Recording {
+    impl Verifications for Recording {
         async fn resend_wait(&self, _: &PhoneNumber, _: Timestamp) -> Result<Option<Duration>, StoreError> {
             self.hit("resend_wait");
             Ok(None)
@@ -197,6 +211,10 @@ mod tests {
             self.hit("ping");
             Ok(())
         }
+    }
+
+    #[async_trait]
+    impl ProviderHeldCodes for Recording {
         async fn mark_remote(&self, _: &VerificationId, _: &str) -> Result<(), StoreError> {
             self.hit("mark_remote");
             Ok(())
@@ -213,6 +231,10 @@ mod tests {
             self.hit("finish");
             Ok(())
         }
+    }
+
+    #[async_trait]
+    impl Retention for Recording {
         async fn purge(&self, _: Timestamp, _: Timestamp) -> Result<PurgeCounts, StoreError> {
             self.hit("purge");
             Ok(PurgeCounts::default())
@@ -228,7 +250,7 @@ mod tests {
     }
 
     #[async_trait]
-    impl RateLimiter for Recording {
+    impl Limits for Recording {
         async fn acquire(&self, _: &[LimitRule], _: Timestamp) -> Result<Result<(), Denied>, StoreError> {
             self.hit("acquire");
             Ok(Ok(()))
@@ -241,6 +263,10 @@ mod tests {
             self.hit("reset");
             Ok(())
         }
+    }
+
+    #[async_trait]
+    impl Counters for Recording {
         async fn incr_counter(&self, _: &str, _: i64, _: Timestamp) -> Result<(), StoreError> {
             self.hit("incr_counter");
             Ok(())
@@ -249,6 +275,10 @@ mod tests {
             self.hit("sum_counter");
             Ok(7)
         }
+    }
+
+    #[async_trait]
+    impl SharedValues for Recording {
         async fn load_value(&self, _: &str, _: Timestamp) -> Result<Option<String>, StoreError> {
             self.hit("load_value");
             Ok(Some("v".into()))

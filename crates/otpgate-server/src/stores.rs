@@ -20,8 +20,8 @@ pub enum OpenError {
 /// Connects to (and for SQL, migrates) the configured stores. A store that cannot be reached
 /// stops the start: a wrong URL should fail loudly, not as 503s later.
 pub async fn open(config: &Config) -> Result<Stores, OpenError> {
-    let (hot, durable) = config.store.urls()?;
-    Ok(otpgate_store::open::open(&hot, &durable, &config.store.settings()).await?)
+    let store = &config.store;
+    Ok(otpgate_store::open::open(store.hot.get(), store.durable.get(), &store.settings()).await?)
 }
 
 /// The `Idempotency-Key` machinery over the hot store's entries (SQLite, Redis, Redis Cluster
@@ -53,9 +53,8 @@ mod tests {
             ("OTPGATE_STORE__DURABLE", "postgres://otpgate:pw@db:5432/otpgate"),
         ])
         .unwrap();
-        let (hot, durable) = c.store.urls().unwrap();
-        assert!(matches!(hot, HotUrl::RedisCluster(nodes) if nodes.len() == 2));
-        assert!(matches!(durable, DurableUrl::Postgres(_)));
+        assert!(matches!(c.store.hot.get(), HotUrl::RedisCluster(nodes) if nodes.len() == 2));
+        assert!(matches!(c.store.durable.get(), DurableUrl::Postgres(_)));
         assert!(c.sqlite_path().is_err(), "no SQLite file in this deployment");
         assert_eq!(c.sqlite_path().unwrap_or_default(), std::path::PathBuf::new());
     }

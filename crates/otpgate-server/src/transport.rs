@@ -56,24 +56,25 @@ pub fn check_plain_http(config: &Config) -> Result<(), ConfigError> {
     if !config.is_production() || config.tls.files().is_some() {
         return Ok(());
     }
-    let addr = config.listen_addr()?;
-    if is_internal(addr.ip()) || !config.trusted_proxies()?.is_empty() {
+    let addr = config.listen;
+    if is_internal(addr.ip()) || !config.http.trusted_proxies.is_empty() {
         return Ok(());
     }
-    Err(ConfigError(format!(
-        "config key `listen`: production refuses plain HTTP on {addr}, which is not a loopback or private \
-         address; set `tls.cert_file` and `tls.key_file`, or put a TLS-terminating proxy in front and list \
-         it in `http.trusted_proxies`"
-    )))
+    Err(ConfigError::key(
+        "listen",
+        format!(
+            "production refuses plain HTTP on {addr}, which is not a loopback or private address; set \
+             `tls.cert_file` and `tls.key_file`, or put a TLS-terminating proxy in front and list it in \
+             `http.trusted_proxies`"
+        ),
+    ))
 }
 
 impl Transport {
-    /// For a validated configuration (`Config::validate` has checked the listen address and
-    /// the proxy list).
     pub fn from_config(config: &Config) -> Transport {
         let tls = config.tls.files().is_some();
-        let proxies = config.trusted_proxies().unwrap_or_default();
-        let internal = config.listen_addr().is_ok_and(|a| is_internal(a.ip()));
+        let proxies = config.http.trusted_proxies.clone();
+        let internal = is_internal(config.listen.ip());
         let require_proxied_https = config.is_production() && !tls && !internal && !proxies.is_empty();
         Transport { tls, proxies, require_proxied_https }
     }
@@ -114,11 +115,11 @@ mod tests {
     use super::*;
 
     fn transport(production: bool, listen: &str, proxies: &[&str], tls: bool) -> Result<Transport, ConfigError> {
-        let mut config = Config { listen: listen.into(), ..Config::default() };
+        let mut config = Config { listen: listen.parse().unwrap(), ..Config::default() };
         if production {
             config.environment = crate::Environment::Production;
         }
-        config.http.trusted_proxies = proxies.iter().map(|p| (*p).to_owned()).collect();
+        config.http.trusted_proxies = crate::client_ip::TrustedProxies::parse(proxies).unwrap();
         if tls {
             config.tls.cert_file = Some("cert.pem".into());
             config.tls.key_file = Some("key.pem".into());

@@ -1,5 +1,6 @@
 //! otpgate's storage backends. Each implements the core's store traits with the same
-//! guarantees; `contract` holds the one test suite every backend must pass.
+//! guarantees; the contract suites every backend must pass live in `otpgate-test-support` (never
+//! shipped) and run from `tests/store/`.
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -12,6 +13,8 @@ pub mod postgres;
 
 pub mod open;
 
+pub mod redact;
+
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod migrations;
 
@@ -19,11 +22,6 @@ mod migrations;
 mod rows;
 
 mod wire;
-
-pub mod contract;
-pub mod idempotency_contract;
-pub mod privacy_contract;
-pub mod session_contract;
 
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;

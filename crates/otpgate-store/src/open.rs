@@ -27,8 +27,9 @@ use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
 use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
-    AttemptOutcome, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, RateLimiter, StoreError, Timestamp,
-    Verification, VerificationId, VerificationStatus, VerificationStore,
+    AttemptOutcome, CheckOutcome, CodeDigest, Counters, HotStore, IssueOutcome, Limits, PhoneNumber, Policy,
+    ProviderHeldCodes, RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId,
+    VerificationStatus, VerificationStore, Verifications,
 };
 
 /// Where the hot state lives.
@@ -97,7 +98,7 @@ impl FromStr for HotUrl {
         }
         Err(format!(
             "unsupported store `{}`; use sqlite://PATH, redis://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT,… or postgres://…",
-            redact(url)
+            crate::redact::url(url)
         ))
     }
 }
@@ -112,24 +113,7 @@ impl FromStr for DurableUrl {
         if is_postgres(url) {
             return Ok(DurableUrl::Postgres(url.to_owned()));
         }
-        Err(format!("unsupported store `{}`; use sqlite://PATH or postgres://…", redact(url)))
-    }
-}
-
-/// A URL for messages: the password, if any, replaced by `***`.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    match tail {
-        Some(tail) => format!("{scheme}://{authority}/{tail}"),
-        None => format!("{scheme}://{authority}"),
+        Err(format!("unsupported store `{}`; use sqlite://PATH or postgres://…", crate::redact::url(url)))
     }
 }
 
@@ -190,9 +174,9 @@ impl ForgetPhone for crate::SqliteStore {
     }
 }
 
-/// Something that is a whole hot store.
-trait Hot: VerificationStore + RateLimiter + ForgetPhone {}
-impl<T: VerificationStore + RateLimiter + ForgetPhone> Hot for T {}
+/// Something that is a whole hot store, and can erase a phone for a split deployment.
+trait Hot: HotStore + ForgetPhone {}
+impl<T: HotStore + ForgetPhone> Hot for T {}
 
 /// Something that is a whole durable store (its `VerificationStore` side serves the ping).
 trait Durable: SessionStore + VerificationStore {}
@@ -258,7 +242,7 @@ pub async fn open(hot: &HotUrl, durable: &DurableUrl, settings: &StoreSettings) 
 
 /// One hot store as both of its roles.
 #[allow(dead_code)]
-fn both<T: Hot + IdempotencyStore>(store: T) -> (Arc<dyn Hot>, Arc<dyn IdempotencyStore>) {
+fn both<T: Hot>(store: T) -> (Arc<dyn Hot>, Arc<dyn IdempotencyStore>) {
     let store = Arc::new(store);
     (store.clone(), store)
 }
@@ -315,14 +299,14 @@ struct Split {
 /// verifications and limits; durable: sessions), as `open` does for a split deployment.
 pub fn combine<H, D>(hot: Arc<H>, durable: Arc<D>) -> Arc<impl SessionStore + VerificationStore + RateLimiter>
 where
-    H: VerificationStore + RateLimiter + ForgetPhone,
+    H: HotStore + ForgetPhone,
     D: SessionStore + VerificationStore,
 {
     Arc::new(Split { hot, durable })
 }
 
 #[async_trait]
-impl VerificationStore for Split {
+impl Verifications for Split {
     async fn resend_wait(&self, phone: &PhoneNumber, now: Timestamp) -> Result<Option<Duration>, StoreError> {
         self.hot.resend_wait(phone, now).await
     }
@@ -358,7 +342,10 @@ impl VerificationStore for Split {
         let (hot, durable) = tokio::join!(self.hot.ping(), self.durable.ping());
         hot.and(durable)
     }
+}
 
+#[async_trait]
+impl ProviderHeldCodes for Split {
     async fn mark_remote(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
         self.hot.mark_remote(id, provider_ref).await
     }
@@ -374,7 +361,10 @@ impl VerificationStore for Split {
     async fn finish(&self, id: &VerificationId, status: VerificationStatus, now: Timestamp) -> Result<(), StoreError> {
         self.hot.finish(id, status, now).await
     }
+}
 
+#[async_trait]
+impl Retention for Split {
     async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<PurgeCounts, StoreError> {
         self.hot.purge(before, now).await
     }
@@ -389,7 +379,7 @@ impl VerificationStore for Split {
 }
 
 #[async_trait]
-impl RateLimiter for Split {
+impl Limits for Split {
     async fn acquire(&self, rules: &[LimitRule], now: Timestamp) -> Result<Result<(), Denied>, StoreError> {
         self.hot.acquire(rules, now).await
     }
@@ -401,7 +391,10 @@ impl RateLimiter for Split {
     async fn reset(&self, keys: &[String]) -> Result<(), StoreError> {
         self.hot.reset(keys).await
     }
+}
 
+#[async_trait]
+impl Counters for Split {
     async fn incr_counter(&self, key: &str, bucket: i64, expires_at: Timestamp) -> Result<(), StoreError> {
         self.hot.incr_counter(key, bucket, expires_at).await
     }
@@ -409,7 +402,10 @@ impl RateLimiter for Split {
     async fn sum_counter(&self, key: &str, since: i64) -> Result<u64, StoreError> {
         self.hot.sum_counter(key, since).await
     }
+}
 
+#[async_trait]
+impl SharedValues for Split {
     async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
         self.hot.load_value(key, now).await
     }
@@ -508,6 +504,8 @@ mod tests {
         assert!("sqlite://".parse::<HotUrl>().is_err());
         assert!("redis+cluster://a:1,,b:2".parse::<HotUrl>().is_err());
         let e = "mysql://root:hunter2@db/x".parse::<HotUrl>().unwrap_err();
-        assert!(e.contains("mysql://root:***@db/x") && !e.contains("hunter2"), "{e}");
+        assert!(e.contains("mysql://root:<redacted>@db/x") && !e.contains("hunter2"), "{e}");
+        let e = "mysql://db/x?password=hunter2".parse::<DurableUrl>().unwrap_err();
+        assert!(e.contains("password=<redacted>") && !e.contains("hunter2"), "{e}");
     }
 }

@@ -1,4 +1,6 @@
-//! What otpgate's test suites share, never part of a shipped crate.
+//! What otpgate's test suites share, never part of a shipped crate: the services a suite needs,
+//! and the contract suites every store backend must pass ([`store_contract`],
+//! [`session_contract`], [`idempotency_contract`], [`privacy_contract`]).
 //!
 //! # Skipped is not passed
 //! A test that needs an outside service (Redis, PostgreSQL, a vendor mock, …) is marked
@@ -16,6 +18,27 @@
 //! binary, so a process-wide subscriber would mix them).
 
 pub mod logs;
+
+pub mod idempotency_contract;
+pub mod privacy_contract;
+pub mod session_contract;
+pub mod store_contract;
+
+/// One contract check as a `#[tokio::test]`: `$attrs` is `[]` or `[#[ignore = "needs …"]]`, so
+/// a backend behind an outside service is reported as ignored rather than passed. Used by the
+/// `*_contract_tests!` macros.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __contract_test {
+    ([$(#[$meta:meta])*], $make:expr, $backend:ty, $check:path, $name:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        $(#[$meta])*
+        async fn $name() {
+            let store: std::sync::Arc<$backend> = $make.await;
+            $check(store).await
+        }
+    };
+}
 
 /// Set to `1` to make a missing service fail the run (`.ci/run` sets it).
 pub const REQUIRE_SERVICES: &str = "OTPGATE_TEST_REQUIRE_SERVICES";

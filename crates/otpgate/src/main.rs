@@ -196,7 +196,7 @@ fn adopt_hmac_key(config_file: Option<PathBuf>) -> ExitCode {
 fn rotate_keys(config_file: Option<PathBuf>, file: Option<PathBuf>) -> ExitCode {
     let path = match file {
         Some(path) => path,
-        None => match Config::load(config_file.as_deref()).and_then(|c| c.keys_file()) {
+        None => match Config::load(config_file.as_deref()).map(|c| c.keys_file()) {
             Ok(path) => path,
             Err(e) => {
                 eprintln!("invalid configuration: {e}");
@@ -233,7 +233,7 @@ fn serve(config_file: Option<PathBuf>, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     if let Some(addr) = listen {
-        config.listen = addr.to_string();
+        config.listen = addr;
     }
     otpgate_server::telemetry::init(&config.log);
     // Each connection is a descriptor: the open-files limit must not be what caps connections

@@ -27,8 +27,8 @@ pub struct AppInner {
     /// Present only with the demo provider outside production.
     pub inbox: Option<DemoInbox>,
     pub default_region: Option<Region>,
-    /// `Idempotency-Key` on sends; absent when the store has no idempotency backend yet.
-    pub idempotency: Option<crate::idempotency::Idempotency>,
+    /// `Idempotency-Key` on sends (every hot store keeps its entries).
+    pub idempotency: crate::idempotency::Idempotency,
 }
 
 impl std::ops::Deref for AppState {

@@ -78,9 +78,7 @@ pub async fn send_verification(
     }
     let channel = channel_from_wire(req.channel.unwrap_or(ChannelName::Sms));
     let send_req = SendRequest { phone, channel, locale: req.locale, client_ip, bot_token: req.bot_token };
-    let Some(idempotency) = &state.idempotency else {
-        return send(&state, send_req).await.map(IntoResponse::into_response);
-    };
+    let idempotency = &state.idempotency;
     let fingerprint = Fingerprint::of(&[
         send_req.phone.e164().as_bytes(),
         send_req.channel.as_str().as_bytes(),

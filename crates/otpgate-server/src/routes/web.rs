@@ -39,12 +39,12 @@ pub struct IndexPage {
 }
 
 impl IndexPage {
-    /// `api_base` is a checked `http.page_api_base` (see [`check_api_base`]).
-    pub fn new(code_length: usize, api_base: Option<&str>) -> IndexPage {
+    /// `api_base` is `http.page_api_base`.
+    pub fn new(code_length: usize, api_base: Option<&PageApiBase>) -> IndexPage {
         let mut html = INDEX_HTML
             .replace(CODE_LENGTH_META, &format!(r#"<meta name="otpgate-code-length" content="{code_length}">"#));
         let mut csp = CSP.to_owned();
-        if let Some(base) = api_base {
+        if let Some(base) = api_base.map(PageApiBase::as_str) {
             html =
                 html.replace(API_BASE_META, &format!(r#"<meta name="otpgate-api-base" content="{}">"#, escape(base)));
             if let Ok(origin) = check_api_base(base) {
@@ -73,6 +73,40 @@ impl IndexPage {
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// `http.page_api_base`, checked by [`check_api_base`] when the configuration was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PageApiBase(String);
+
+impl PageApiBase {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for PageApiBase {
+    type Err = String;
+
+    fn from_str(base: &str) -> Result<PageApiBase, String> {
+        check_api_base(base)?;
+        Ok(PageApiBase(base.to_owned()))
+    }
+}
+
+impl TryFrom<String> for PageApiBase {
+    type Error = String;
+
+    fn try_from(base: String) -> Result<PageApiBase, String> {
+        base.parse()
+    }
+}
+
+impl From<PageApiBase> for String {
+    fn from(base: PageApiBase) -> String {
+        base.0
+    }
 }
 
 /// Checks `http.page_api_base`: an origin (see `cors::check_origin`) optionally followed by a
@@ -111,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_page_is_configured() {
-        let page = IndexPage::new(8, Some("https://api.example.com/otp"));
+        let page = IndexPage::new(8, Some(&"https://api.example.com/otp".parse().unwrap()));
         assert!(page.html.contains(r#"<meta name="otpgate-code-length" content="8">"#));
         assert!(page.html.contains(r#"<meta name="otpgate-api-base" content="https://api.example.com/otp">"#));
         let csp = page.csp.to_str().unwrap();
@@ -127,6 +161,7 @@ mod tests {
         assert_eq!(check_api_base("http://localhost:8080/otp/"), Ok("http://localhost:8080"));
         for bad in ["https://api.example.com/a?b", "https://*.example.com", "api.example.com", "https://x/a b"] {
             assert!(check_api_base(bad).is_err(), "{bad}");
+            assert!(bad.parse::<PageApiBase>().is_err(), "{bad}");
         }
     }
 }

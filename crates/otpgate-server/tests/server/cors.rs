@@ -24,7 +24,7 @@ fn cors_headers(r: &Reply) -> Vec<String> {
 #[tokio::test]
 async fn an_allowed_origin_gets_the_cors_headers() {
     let app = spawn_with(
-        |c| c.http.cors_allowed_origins = vec![APP.into(), "http://localhost:3000".into()],
+        |c| c.http.cors_allowed_origins = vec![APP.parse().unwrap(), "http://localhost:3000".parse().unwrap()],
         Default::default(),
     )
     .await;
@@ -61,7 +61,7 @@ async fn an_allowed_origin_gets_the_cors_headers() {
 
 #[tokio::test]
 async fn other_origins_get_no_cors_headers() {
-    let app = spawn_with(|c| c.http.cors_allowed_origins = vec![APP.into()], Default::default()).await;
+    let app = spawn_with(|c| c.http.cors_allowed_origins = vec![APP.parse().unwrap()], Default::default()).await;
     for origin in ["https://evil.example.com", "https://app.example.com.evil.net", "null", "http://app.example.com"] {
         let r = preflight(&app, origin).await;
         assert_eq!(cors_headers(&r), Vec::<String>::new(), "{origin}");
@@ -80,17 +80,17 @@ async fn without_configured_origins_there_is_no_cors() {
 
 #[test]
 fn bad_origins_stop_the_start() {
+    let load = |key: &str, value: &str| {
+        Config::load_from(None, &[(key.to_owned(), value.to_owned())]).unwrap_err().to_string()
+    };
     for bad in
         ["*", "https://app.example.com/", "https://app.example.com/login", "app.example.com", "https://*.example.com"]
     {
-        let mut config = Config::default();
-        config.http.cors_allowed_origins = vec![bad.into()];
-        let e = config.validate().unwrap_err().to_string();
+        let e = load("OTPGATE_HTTP__CORS_ALLOWED_ORIGINS", &format!("[\"{bad}\"]"));
         assert!(e.contains("http.cors_allowed_origins"), "{bad}: {e}");
     }
-    let mut config = Config::default();
-    config.http.page_api_base = Some("https://api.example.com/?x".into());
-    assert!(config.validate().unwrap_err().to_string().contains("http.page_api_base"));
+    let e = load("OTPGATE_HTTP__PAGE_API_BASE", "https://api.example.com/?x");
+    assert!(e.contains("http.page_api_base"), "{e}");
 }
 
 #[tokio::test]
@@ -98,7 +98,7 @@ async fn the_page_gets_the_code_length_and_the_api_base() {
     let app = spawn_with(
         |c| {
             c.codes.length = 8;
-            c.http.page_api_base = Some("https://verify.example.com".into());
+            c.http.page_api_base = Some("https://verify.example.com".parse().unwrap());
         },
         Default::default(),
     )

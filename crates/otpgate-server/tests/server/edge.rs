@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use otpgate_server::Config;
+use otpgate_server::client_ip::TrustedProxies;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -267,7 +268,7 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() 
 async fn connections_past_the_per_address_cap_are_closed_at_once_and_others_still_get_in() {
     let app = app(|c| {
         c.http.max_connections_per_ip = 8;
-        c.http.trusted_proxies = vec!["127.0.0.12".into()];
+        c.http.trusted_proxies = TrustedProxies::parse(&["127.0.0.12"]).unwrap();
     })
     .await;
     let to = addr(&app);

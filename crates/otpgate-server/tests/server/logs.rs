@@ -70,7 +70,7 @@ async fn security_events_behind_a_trusted_proxy_name_the_client_not_the_proxy() 
             c.limits.ip_send.period_secs = 60;
             c.limits.ip_check.count = 1;
             c.limits.ip_check.period_secs = 60;
-            c.http.trusted_proxies = vec!["127.0.0.1".into()];
+            c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
         },
         with_provider(provider.clone()),
     )

@@ -24,8 +24,8 @@ async fn shared_stores() -> impl Fn(&mut otpgate_server::Config) + Clone {
     let durable = format!("{database}{sep}options=-c%20search_path%3D{schema}");
     let prefix = format!("otpgate-test:{}:", random_base62(12));
     move |c: &mut otpgate_server::Config| {
-        c.store.hot = redis.clone();
-        c.store.durable = durable.clone();
+        c.store.hot = redis.parse().unwrap();
+        c.store.durable = durable.parse().unwrap();
         c.store.redis_key_prefix = prefix.clone();
     }
 }
@@ -261,7 +261,7 @@ async fn instances_on_one_sqlite_file_share_their_signing_keys_across_a_rotation
     let b = spawn_with(
         |c| {
             c.store.hot = db.clone();
-            c.store.durable = db.clone();
+            c.store.durable = db.as_str().parse().unwrap();
             c.secrets.dev_hmac_key_file = Some(a.dir.path().join("otpgate.db.hmac-key"));
             c.sessions.keys_file = Some(keys.path().join("b-signing-keys.json"));
         },
@@ -271,7 +271,7 @@ async fn instances_on_one_sqlite_file_share_their_signing_keys_across_a_rotation
     let from_a = sign_in(&a, "+14155550149").await;
     assert_eq!(accepted_by(&b, from_a["access_token"].as_str().unwrap()).await, (true, 200));
 
-    let before = a.config.keys_file().unwrap();
+    let before = a.config.keys_file();
     let rotated = otpgate_session::KeyRing::rotate_file(&before).unwrap();
     // A re-reads its key file within a couple of seconds; poll rather than assume.
     for _ in 0..50 {

@@ -54,7 +54,7 @@ async fn killing_the_hot_store_gives_503_and_restarting_it_recovers() {
     wait_until_up(port).await;
     let app = spawn_with(
         move |c| {
-            c.store.hot = format!("redis://127.0.0.1:{port}");
+            c.store.hot = format!("redis://127.0.0.1:{port}").parse().unwrap();
             c.store.timeout_ms = 500;
         },
         Default::default(),

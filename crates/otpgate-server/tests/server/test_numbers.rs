@@ -95,7 +95,7 @@ async fn development_with_a_real_provider_on_a_public_address_warns_loudly() {
     let _app = spawn_with(|c| twilio_messaging(c, &twilio.uri()), Default::default()).await;
     assert!(!logs.text().contains("startup.unsafe_environment"), "{}", logs.text());
     // What `Application::build` logs for a public listen address, without binding one.
-    config.listen = "0.0.0.0:8080".into();
+    config.listen = "0.0.0.0:8080".parse().unwrap();
     config.validate().unwrap();
     otpgate_server::startup_warnings::log(&config);
     let log = logs.text();

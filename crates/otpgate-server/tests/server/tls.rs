@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use otpgate_server::client_ip::TrustedProxies;
 use otpgate_server::config::ProviderKind;
 use otpgate_server::{Application, Config, Environment, Overrides};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -272,7 +273,7 @@ fn production(dir: &tempfile::TempDir) -> Config {
 async fn production_refuses_plain_http_on_a_public_address() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = production(&dir);
-    config.listen = "0.0.0.0:0".into();
+    config.listen = "0.0.0.0:0".parse().unwrap();
     let err = Application::build(&config, Overrides::default()).await.err().expect("refused").to_string();
     assert!(err.contains("plain HTTP") && err.contains("`listen`"), "{err}");
 
@@ -289,7 +290,7 @@ async fn production_refuses_plain_http_on_a_public_address() {
 
     // Loopback is fine without TLS (a TLS-terminating sidecar in front).
     let mut loopback = production(&dir);
-    loopback.listen = "127.0.0.1:0".into();
+    loopback.listen = "127.0.0.1:0".parse().unwrap();
     run(&loopback).await.stop().await;
 }
 
@@ -297,8 +298,8 @@ async fn production_refuses_plain_http_on_a_public_address() {
 async fn behind_a_trusted_proxy_only_forwarded_https_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = production(&dir);
-    config.listen = "0.0.0.0:0".into();
-    config.http.trusted_proxies = vec!["127.0.0.1/32".into()];
+    config.listen = "0.0.0.0:0".parse().unwrap();
+    config.http.trusted_proxies = TrustedProxies::parse(&["127.0.0.1/32"]).unwrap();
     let server = run(&config).await;
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", server.addr.port());
     let client = reqwest::Client::new();

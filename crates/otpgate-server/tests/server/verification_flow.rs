@@ -53,7 +53,7 @@ async fn message_follows_the_locale_and_carries_the_webotp_line() {
     let app = spawn_with(
         |c| {
             c.app_name = "Acme".into();
-            c.webotp_domain = Some("acme.example".into());
+            c.webotp_domain = Some("acme.example".parse().unwrap());
             c.messages.insert("pt-BR".into(), "Seu código {app}: {code} (vale {minutes} min)".into());
         },
         Default::default(),
@@ -79,7 +79,7 @@ async fn national_format_only_with_default_region() {
     assert_eq!((r.status, r.error_code().as_str()), (422, "invalid_phone"));
     assert_eq!(r.json()["error"]["field"], "phone");
 
-    let with = spawn_with(|c| c.default_region = Some("US".into()), Default::default()).await;
+    let with = spawn_with(|c| c.default_region = Some("US".parse().unwrap()), Default::default()).await;
     assert_eq!(with.send("(415) 555-0100").await.status, 201);
     let code = with.inbox_code(PHONE).await;
     assert_eq!(with.check(PHONE, &code).await.status, 200);

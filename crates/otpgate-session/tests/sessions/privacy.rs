@@ -1,7 +1,7 @@
 //! What is kept and what goes: erasure stops a user's tokens at once, refresh tokens are stored
 //! only as digests, and a session's `Debug` shows no token.
 
-use otpgate_core::{Channel, Clock, CodeHasher, VerificationStore};
+use otpgate_core::{Channel, Clock, CodeHasher, Verifications};
 use otpgate_session::{Session, SessionError};
 
 use crate::harness::*;

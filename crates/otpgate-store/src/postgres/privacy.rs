@@ -3,11 +3,12 @@
 //! and atomic, rows a request holds are left for the next sweep, and several instances sweeping
 //! at once take disjoint batches — a row is deleted (and counted) exactly once.
 
+use async_trait::async_trait;
 use otpgate_core::privacy::{
     HotDeleted, HotRecords, LimitRecord, PurgeCounts, RefreshTokenRecord, UserRecords, VerificationRecord,
 };
 use otpgate_core::session::UserId;
-use otpgate_core::{PhoneNumber, StoreError, Timestamp};
+use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -212,5 +213,21 @@ impl PgStore {
             .await
             .map_err(classify)?;
         Ok(id.as_deref().and_then(UserId::parse))
+    }
+}
+
+#[async_trait]
+impl Retention for PgStore {
+    /// Batched and safe with several instances sweeping at once (see `privacy`).
+    async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<PurgeCounts, StoreError> {
+        self.purge_impl(before, now).await
+    }
+
+    async fn export_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
+        self.timed(self.export_phone_impl(phone, limit_keys)).await
+    }
+
+    async fn delete_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotDeleted, StoreError> {
+        self.timed(self.delete_phone_impl(phone, limit_keys)).await
     }
 }

@@ -3,8 +3,10 @@
 //! the limit keys (`rl:{key}`, named by HMACs the caller derives). Retention needs no sweep here:
 //! every key has a TTL (see the module docs), so `purge` deletes nothing.
 
+use async_trait::async_trait;
+use otpgate_core::privacy::PurgeCounts;
 use otpgate_core::privacy::{HotDeleted, HotRecords, LimitRecord, VerificationRecord};
-use otpgate_core::{StoreError, Timestamp, VerificationId};
+use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp, VerificationId};
 
 use super::{RedisStore, verification_from_flat};
 
@@ -70,5 +72,25 @@ impl RedisStore {
             limits += self.command::<u64>(::redis::cmd("DEL").arg(self.value_key(key))).await?;
         }
         Ok(HotDeleted { verifications, limits })
+    }
+}
+
+#[async_trait]
+impl Retention for RedisStore {
+    /// Deletes nothing: every Redis key has a TTL (a verification its expiry plus [`KEY_GRACE`],
+    /// a limit key its arrival time, an idempotency entry its lease or replay TTL), so Redis
+    /// drops what is over by itself and a sweep would only add load.
+    async fn purge(&self, _before: Timestamp, _now: Timestamp) -> Result<PurgeCounts, StoreError> {
+        Ok(PurgeCounts::default())
+    }
+
+    /// The phone's current verification and a dead predecessor, if kept (Redis holds no older
+    /// ones), and which of `limit_keys` hold a limit.
+    async fn export_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
+        self.export_phone_impl(phone.e164(), limit_keys).await
+    }
+
+    async fn delete_phone(&self, phone: &PhoneNumber, limit_keys: &[String]) -> Result<HotDeleted, StoreError> {
+        self.delete_phone_impl(phone.e164(), limit_keys).await
     }
 }

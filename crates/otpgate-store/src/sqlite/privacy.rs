@@ -9,10 +9,11 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use otpgate_core::privacy::{
     HotDeleted, HotRecords, LimitRecord, PurgeCounts, RefreshTokenRecord, UserRecords, VerificationRecord,
 };
-use otpgate_core::{PhoneNumber, StoreError, Timestamp};
+use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp};
 use rusqlite::{OptionalExtension, params};
 
 use super::{SqliteStore, classify, execute};
@@ -237,5 +238,28 @@ impl SqliteStore {
                     .map_err(classify)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl Retention for SqliteStore {
+    async fn purge(&self, before: Timestamp, now: Timestamp) -> Result<otpgate_core::privacy::PurgeCounts, StoreError> {
+        self.purge_impl(before, now).await
+    }
+
+    async fn export_phone(
+        &self,
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<otpgate_core::privacy::HotRecords, StoreError> {
+        self.export_phone_impl(phone, limit_keys).await
+    }
+
+    async fn delete_phone(
+        &self,
+        phone: &PhoneNumber,
+        limit_keys: &[String],
+    ) -> Result<otpgate_core::privacy::HotDeleted, StoreError> {
+        self.delete_phone_impl(phone, limit_keys).await
     }
 }

@@ -17,8 +17,8 @@ async fn spawn_server(dir: &tempfile::TempDir) -> String {
 async fn spawn_server_with(dir: &tempfile::TempDir, configure: impl FnOnce(&mut Config)) -> String {
     let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
     let mut config = Config {
-        listen: "127.0.0.1:0".into(),
-        store: StoreConfig { hot: db.clone(), durable: db, ..Default::default() },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: StoreConfig { hot: db.parse().unwrap(), durable: db.parse().unwrap(), ..Default::default() },
         ..Config::default()
     };
     configure(&mut config);
@@ -111,7 +111,7 @@ async fn send_passes_the_bot_check_token() {
     let url = spawn_server_with(&dir, |c| {
         c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Turnstile);
         c.bot_check.secret = Some("bot-secret".to_owned().into());
-        c.bot_check.required_for = vec!["*".into()];
+        c.bot_check.required_for = vec!["*".parse().unwrap()];
         c.bot_check.verify_url = Some(format!("{}/siteverify", verifier.uri()));
     })
     .await;
@@ -147,8 +147,8 @@ async fn adopt_hmac_key_lets_a_deliberately_changed_key_start() {
     let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
     let with_key = |key: &str| {
         let mut config = Config {
-            listen: "127.0.0.1:0".into(),
-            store: StoreConfig { hot: db.clone(), durable: db.clone(), ..Default::default() },
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store: StoreConfig { hot: db.parse().unwrap(), durable: db.parse().unwrap(), ..Default::default() },
             ..Config::default()
         };
         config.secrets.hmac_key = Some(key.repeat(40).into());

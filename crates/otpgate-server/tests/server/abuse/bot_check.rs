@@ -27,7 +27,7 @@ async fn the_bot_check_is_enforced_where_configured() {
     let (app, provider) = app_with(|c| {
         c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Turnstile);
         c.bot_check.secret = Some("bot-secret".to_owned().into());
-        c.bot_check.required_for = vec!["GB".into()];
+        c.bot_check.required_for = vec!["GB".parse().unwrap()];
         c.bot_check.verify_url = Some(url);
     })
     .await;
@@ -61,7 +61,7 @@ async fn bot_verifier() -> MockServer {
 fn with_bot_check(c: &mut Config, verifier: &MockServer, required_for: &[&str]) {
     c.bot_check.kind = Some(otpgate_server::config::BotCheckKind::Turnstile);
     c.bot_check.secret = Some("bot-secret".to_owned().into());
-    c.bot_check.required_for = required_for.iter().map(|c| (*c).to_owned()).collect();
+    c.bot_check.required_for = required_for.iter().map(|c| c.parse().unwrap()).collect();
     c.bot_check.verify_url = Some(format!("{}/siteverify", verifier.uri()));
 }
 

@@ -37,7 +37,7 @@ async fn spoofed_forwarding_headers_earn_nothing_but_a_trusted_proxy_is_believed
     // Behind a trusted proxy (127.0.0.1 here), each real client has its own quota...
     let (app, _) = app_with(|c| {
         ip_only(c);
-        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+        c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
     })
     .await;
     for i in 0..10 {
@@ -68,7 +68,7 @@ async fn send_with_headers(app: &TestApp, phone: &str, headers: &[(&str, String)
 fn ten_per_ip_behind_a_proxy(c: &mut Config) {
     c.limits.ip_send.count = 10;
     c.limits.ip_send.period_secs = 60;
-    c.http.trusted_proxies = vec!["127.0.0.1".into()];
+    c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
 }
 
 #[tokio::test]
@@ -164,7 +164,7 @@ async fn checks_per_ip_count_an_ipv6_slash_64_as_one_client() {
     let (app, _) = app_with(|c| {
         c.limits.ip_check.count = 5;
         c.limits.ip_check.period_secs = 60;
-        c.http.trusted_proxies = vec!["127.0.0.1".into()];
+        c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
     })
     .await;
     let mut limited = 0;

@@ -101,7 +101,7 @@ async fn a_stranger_cannot_lock_a_phone_without_a_live_verification() {
     let provider = FakeProvider::new(FakeBehaviour::Deliver);
     let app = spawn_with(
         |c| {
-            c.http.trusted_proxies = vec!["127.0.0.1".into()];
+            c.http.trusted_proxies = otpgate_server::client_ip::TrustedProxies::parse(&["127.0.0.1"]).unwrap();
             // The phone's doubling resend cooldown would refuse the sends every 20 s below; it is
             // not what this test is about.
             c.codes.resend_cooldown_secs = 0;

@@ -5,7 +5,7 @@ use super::*;
 
 #[tokio::test]
 async fn region_policy_refuses_before_the_provider() {
-    let (app, provider) = app_with(|c| c.regions.deny = vec!["GB".into()]).await;
+    let (app, provider) = app_with(|c| c.regions.deny = vec!["GB".parse().unwrap()]).await;
     let r = app.send("+447400123456").await;
     assert_eq!((r.status, r.error_code().as_str()), (422, "unsupported_region"));
     let premium = app.send("+19002345678").await;
@@ -15,7 +15,7 @@ async fn region_policy_refuses_before_the_provider() {
     assert_eq!(provider.calls(), 0);
     assert_eq!(app.send(&us(600)).await.status, 201);
 
-    let (app, provider) = app_with(|c| c.regions.allow = Some(vec!["GB".into()])).await;
+    let (app, provider) = app_with(|c| c.regions.allow = Some(vec!["GB".parse().unwrap()])).await;
     assert_eq!(app.send(&us(601)).await.error_code(), "unsupported_region");
     assert_eq!(app.send("+447400123456").await.status, 201);
     assert_eq!(provider.calls(), 1);
@@ -43,7 +43,7 @@ async fn non_geographic_numbers_are_refused_by_default_before_any_limit_or_provi
     assert_eq!(app.send(&us(611)).await.error_code(), "rate_limited", "and they do count real sends");
 
     // An operator who wants them lists the kinds to refuse without `non_geographic`.
-    let (app, provider) = app_with(|c| c.regions.refused_kinds = vec!["premium_rate".into()]).await;
+    let (app, provider) = app_with(|c| c.regions.refused_kinds = vec!["premium_rate".parse().unwrap()]).await;
     assert_eq!(app.send(non_geographic[0]).await.status, 201);
     assert_eq!(provider.calls(), 1);
 }

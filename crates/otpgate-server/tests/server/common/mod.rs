@@ -31,8 +31,12 @@ pub struct TestApp {
 pub fn test_config(dir: &TempDir) -> Config {
     let db = format!("sqlite://{}", dir.path().join("otpgate.db").display());
     Config {
-        listen: "127.0.0.1:0".into(),
-        store: otpgate_server::config::StoreConfig { hot: db.clone(), durable: db, ..Default::default() },
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store: otpgate_server::config::StoreConfig {
+            hot: db.parse().unwrap(),
+            durable: db.parse().unwrap(),
+            ..Default::default()
+        },
         ..Config::default()
     }
 }

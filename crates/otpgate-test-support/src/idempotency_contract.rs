@@ -1,6 +1,6 @@
 //! The `Idempotency-Key` contract: what every `IdempotencyStore` must do (SQLite, Redis, Redis
 //! Cluster, Postgres). Each function takes a fresh, empty store; `idempotency_contract_tests!`
-//! writes one `#[tokio::test]` per check, like `contract_tests!`. Time is passed explicitly.
+//! writes one `#[tokio::test]` per check, like `store_contract_tests!`. Time is passed explicitly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +10,6 @@ use otpgate_core::idempotency::{
     Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken, Reservation, StoredResponse,
 };
 use tokio::task::JoinSet;
-
-/// What a test's store factory answers.
-pub type DynStore = Arc<dyn IdempotencyStore>;
 
 const LEASE: Duration = Duration::from_secs(30);
 const TTL: Duration = Duration::from_secs(24 * 3600);
@@ -135,26 +132,38 @@ pub async fn answers_are_replayed_exactly(store: Arc<dyn IdempotencyStore>) {
     }
 }
 
+/// Writes one `#[tokio::test]` per check of the `Idempotency-Key` contract for a backend.
+///
+/// `$make` is an async expression answering a fresh, empty store. A backend that needs an outside
+/// service passes `ignore = "needs …: set OTPGATE_TEST_…"` first: its tests are then reported as
+/// ignored by a plain `cargo test` and run with `--include-ignored` (where `$make` gets the
+/// address from [`service`](crate::service), which fails the test when it is not set). A list
+/// of check names after `;` runs only those.
 #[macro_export]
 macro_rules! idempotency_contract_tests {
-    ($make:expr) => {
-        $crate::idempotency_contract_tests!(@each $make;
+    (@all $attrs:tt $make:expr) => {
+        $crate::idempotency_contract_tests!(@each $attrs $make;
             reserve_complete_replay_expire,
             released_and_abandoned_keys_can_be_taken,
             concurrent_reservations_reserve_once,
             answers_are_replayed_exactly,
         );
     };
-    (@each $make:expr; $($name:ident),* $(,)?) => {
+    (@each $attrs:tt $make:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let store: Option<$crate::idempotency_contract::DynStore> = $make.await;
-                match store {
-                    Some(store) => $crate::idempotency_contract::$name(store).await,
-                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
-                }
-            }
+            $crate::__contract_test!($attrs, $make, dyn otpgate_core::idempotency::IdempotencyStore, $crate::idempotency_contract::$name, $name);
         )*
+    };
+    (ignore = $reason:literal, $make:expr; $($name:ident),+ $(,)?) => {
+        $crate::idempotency_contract_tests!(@each [#[ignore = $reason]] $make; $($name),+);
+    };
+    (ignore = $reason:literal, $make:expr) => {
+        $crate::idempotency_contract_tests!(@all [#[ignore = $reason]] $make);
+    };
+    ($make:expr; $($name:ident),+ $(,)?) => {
+        $crate::idempotency_contract_tests!(@each [] $make; $($name),+);
+    };
+    ($make:expr) => {
+        $crate::idempotency_contract_tests!(@all [] $make);
     };
 }

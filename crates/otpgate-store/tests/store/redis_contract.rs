@@ -2,7 +2,8 @@
 //! `redis://127.0.0.1:6379`), the `Idempotency-Key` contract and the export/erasure part of the
 //! privacy contract, plus what only Redis has to prove: every key has a TTL, codes are stored as
 //! digests, limits on Redis's own clock. Each test uses its own key prefix, so tests
-//! run in parallel on one server. Without the variable every test skips with a notice.
+//! run in parallel on one server. Ignored unless asked for (`--include-ignored`); asked for
+//! without the variable, they fail.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,36 +12,32 @@ use otpgate_core::limits::{LimitRule, LimitScope, Rate};
 use otpgate_core::store::NewCode;
 use otpgate_core::verification::random_base62;
 use otpgate_core::{
-    Channel, CheckOutcome, Clock, Code, CodeHasher, IssueOutcome, Policy, RateLimiter, SystemClock, VerificationId,
-    VerificationStore,
+    Channel, CheckOutcome, Clock, Code, CodeHasher, Counters, IssueOutcome, Limits, Policy, Retention, SystemClock,
+    VerificationId, Verifications,
 };
-use otpgate_store::contract::{Backend, phone};
 use otpgate_store::redis::{KEY_GRACE, LimitClock, RedisOptions, RedisStore};
+use otpgate_test_support::store_contract::{Backend, phone};
 
-fn url() -> Option<String> {
-    std::env::var("OTPGATE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty())
+fn url() -> String {
+    otpgate_test_support::service("OTPGATE_TEST_REDIS_URL")
 }
 
-async fn store(limit_clock: LimitClock) -> Option<RedisStore> {
-    let url = url()?;
+async fn store(limit_clock: LimitClock) -> RedisStore {
     let options =
         RedisOptions { key_prefix: format!("otpgate-test:{}:", random_base62(12)), limit_clock, ..Default::default() };
-    Some(RedisStore::connect(&url, options).await.expect("connect to OTPGATE_TEST_REDIS_URL"))
+    RedisStore::connect(&url(), options).await.expect("connect to OTPGATE_TEST_REDIS_URL")
 }
 
-async fn fresh() -> Option<Arc<dyn Backend>> {
-    Some(Arc::new(store(LimitClock::Caller).await?))
+async fn fresh() -> Arc<dyn Backend> {
+    Arc::new(store(LimitClock::Caller).await)
 }
 
-otpgate_store::contract_tests!(fresh());
-
-fn skip(name: &str) {
-    eprintln!("skipped {name}: OTPGATE_TEST_REDIS_URL is not set");
-}
+otpgate_test_support::store_contract_tests!(ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL", fresh());
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn every_key_has_a_ttl_and_codes_are_digests() {
-    let Some(store) = store(LimitClock::Caller).await else { return skip("every_key_has_a_ttl") };
+    let store = store(LimitClock::Caller).await;
     let now = SystemClock.now();
     let policy = Policy::default();
     let hasher = CodeHasher::new(&[3u8; 32]).unwrap();
@@ -85,7 +82,7 @@ async fn every_key_has_a_ttl_and_codes_are_digests() {
         }
     }
     // Hashed at rest: the code is nowhere, its keyed digest is.
-    let client = redis::Client::open(url().unwrap()).unwrap();
+    let client = redis::Client::open(url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     for (key, _) in keys.iter().filter(|(k, _)| k.contains(":v:")) {
         let fields: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(key).query_async(&mut conn).await.unwrap();
@@ -96,8 +93,9 @@ async fn every_key_has_a_ttl_and_codes_are_digests() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn limits_run_on_the_redis_clock() {
-    let Some(store) = store(LimitClock::Redis).await else { return skip("limits_run_on_the_redis_clock") };
+    let store = store(LimitClock::Redis).await;
     let rule = [LimitRule::new(LimitScope::PhoneSend, "send:phone:x", Rate::new(3, Duration::from_secs(60)))];
     // The passed `now` is ignored: a time far in the past or future changes nothing.
     for now in [0, i64::MAX / 4, 1_800_000_000_000] {
@@ -111,8 +109,9 @@ async fn limits_run_on_the_redis_clock() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn expired_keys_are_gone_from_redis() {
-    let Some(store) = store(LimitClock::Redis).await else { return skip("expired_keys_are_gone_from_redis") };
+    let store = store(LimitClock::Redis).await;
     // A limit of 10 per 200 ms: its key lives at most one interval after the take.
     let rule = [LimitRule::new(LimitScope::PhoneSend, "send:phone:ttl", Rate::new(10, Duration::from_millis(200)))];
     store.acquire(&rule, SystemClock.now()).await.unwrap().unwrap();
@@ -123,8 +122,9 @@ async fn expired_keys_are_gone_from_redis() {
 
 /// Redis sweeps nothing (`purge` is a no-op): tripwire counters must expire on their own.
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn tripwire_counters_expire_on_their_own() {
-    let Some(store) = store(LimitClock::Caller).await else { return skip("tripwire_counters_expire_on_their_own") };
+    let store = store(LimitClock::Caller).await;
     let now = SystemClock.now();
     let hour = Duration::from_secs(3600);
     store.incr_counter("tripwire:send:US", now.0, now.plus(hour)).await.unwrap();
@@ -136,15 +136,16 @@ async fn tripwire_counters_expire_on_their_own() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn a_key_prefix_with_braces_is_refused() {
-    let Some(url) = url() else { return skip("a_key_prefix_with_braces_is_refused") };
     let options = RedisOptions { key_prefix: "bad{".into(), ..Default::default() };
-    assert!(RedisStore::connect(&url, options).await.is_err());
+    assert!(RedisStore::connect(&url(), options).await.is_err());
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn erasing_a_phone_removes_its_verifications() {
-    let Some(store) = store(LimitClock::Caller).await else { return skip("erasing_a_phone") };
+    let store = store(LimitClock::Caller).await;
     let now = SystemClock.now();
     let p = phone(600);
     let hasher = CodeHasher::new(&[3u8; 32]).unwrap();
@@ -162,29 +163,35 @@ async fn erasing_a_phone_removes_its_verifications() {
 }
 
 mod idempotency {
-    use super::*;
-    use otpgate_store::idempotency_contract::DynStore;
+    use otpgate_core::idempotency::IdempotencyStore;
 
-    async fn fresh() -> Option<DynStore> {
-        Some(Arc::new(store(LimitClock::Caller).await?))
+    use super::*;
+
+    async fn fresh() -> Arc<dyn IdempotencyStore> {
+        Arc::new(store(LimitClock::Caller).await)
     }
 
-    otpgate_store::idempotency_contract_tests!(fresh());
+    otpgate_test_support::idempotency_contract_tests!(ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL", fresh());
 }
 
 mod privacy {
     use super::*;
 
     // Redis keeps `purge` a no-op (keys expire) and no ended verification once replaced.
-    otpgate_store::privacy_contract_tests!(@each fresh(); export_then_delete_dead_and_current);
+    otpgate_test_support::privacy_contract_tests!(
+        ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL",
+        fresh();
+        export_then_delete_dead_and_current
+    );
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn idempotency_keys_live_one_lease_then_the_replay_ttl() {
     use otpgate_core::idempotency::{
         Fingerprint, IdempotencyKey, IdempotencyStore, LeaseToken, REPLAY_TTL, Reservation, StoredResponse,
     };
-    let Some(store) = store(LimitClock::Caller).await else { return skip("idempotency_keys_live_one_lease") };
+    let store = store(LimitClock::Caller).await;
     let key = IdempotencyKey::new("test", b"ttl").unwrap();
     let (fp, token, now) = (Fingerprint::of(&[b"x"]), LeaseToken::random(), SystemClock.now());
     let lease = Duration::from_secs(35);
@@ -199,15 +206,16 @@ async fn idempotency_keys_live_one_lease_then_the_replay_ttl() {
     let day = REPLAY_TTL.as_millis() as i64;
     assert!(keys[0].1 > day - 10_000 && keys[0].1 <= day, "an answer lives 24 h: {keys:?}");
     // Neither the client's key nor the request is stored in clear.
-    let client = redis::Client::open(url().unwrap()).unwrap();
+    let client = redis::Client::open(url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let fields: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&keys[0].0).query_async(&mut conn).await.unwrap();
     assert!(!fields.concat().windows(3).any(|w| w == b"ttl") && !keys[0].0.contains("ttl"));
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
 async fn purge_is_a_noop_because_keys_expire() {
-    let Some(store) = store(LimitClock::Caller).await else { return skip("purge_is_a_noop") };
+    let store = store(LimitClock::Caller).await;
     let now = SystemClock.now();
     let p = phone(700);
     let new = NewCode { id: VerificationId::generate(), phone: p.clone(), channel: Channel::Sms, code_digest: None };

@@ -1,6 +1,6 @@
 //! The storage contract: one suite of checks that every backend must pass. Each function takes a
-//! fresh, empty store; `tests/*_contract.rs` run them all against each backend (the macro
-//! `contract_tests!` writes one `#[tokio::test]` per check). Time is passed explicitly, so expiry
+//! fresh, empty store; `crates/otpgate-store/tests/store/` runs them all against each backend (the
+//! macro [`store_contract_tests!`](crate::store_contract_tests) writes one `#[tokio::test]` per check). Time is passed explicitly, so expiry
 //! is tested by moving `now`, not by sleeping.
 
 use std::sync::Arc;
@@ -432,12 +432,17 @@ pub async fn concurrent_swaps_of_one_value_succeed_once(store: Arc<dyn Backend>)
     assert_eq!(created, 1, "set-if-absent creates once");
 }
 
-/// Writes one `#[tokio::test]` per contract check for a backend; `$make` is an async block
-/// expression that yields an `Arc<dyn Backend>` (or `None` to skip, e.g. when no server is set).
+/// Writes one `#[tokio::test]` per check of the storage contract for a backend.
+///
+/// `$make` is an async expression answering a fresh, empty store. A backend that needs an outside
+/// service passes `ignore = "needs …: set OTPGATE_TEST_…"` first: its tests are then reported as
+/// ignored by a plain `cargo test` and run with `--include-ignored` (where `$make` gets the
+/// address from [`service`](crate::service), which fails the test when it is not set). A list
+/// of check names after `;` runs only those.
 #[macro_export]
-macro_rules! contract_tests {
-    ($make:expr) => {
-        $crate::contract_tests!(@each $make;
+macro_rules! store_contract_tests {
+    (@all $attrs:tt $make:expr) => {
+        $crate::store_contract_tests!(@each $attrs $make;
             create_then_resend_keeps_id_and_follows_doubling_cooldown,
             resend_keeps_the_attempt_count,
             codes_are_single_use,
@@ -462,16 +467,21 @@ macro_rules! contract_tests {
             concurrent_swaps_of_one_value_succeed_once,
         );
     };
-    (@each $make:expr; $($name:ident),* $(,)?) => {
+    (@each $attrs:tt $make:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let store: Option<std::sync::Arc<dyn $crate::contract::Backend>> = $make.await;
-                match store {
-                    Some(store) => $crate::contract::$name(store).await,
-                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
-                }
-            }
+            $crate::__contract_test!($attrs, $make, dyn $crate::store_contract::Backend, $crate::store_contract::$name, $name);
         )*
+    };
+    (ignore = $reason:literal, $make:expr; $($name:ident),+ $(,)?) => {
+        $crate::store_contract_tests!(@each [#[ignore = $reason]] $make; $($name),+);
+    };
+    (ignore = $reason:literal, $make:expr) => {
+        $crate::store_contract_tests!(@all [#[ignore = $reason]] $make);
+    };
+    ($make:expr; $($name:ident),+ $(,)?) => {
+        $crate::store_contract_tests!(@each [] $make; $($name),+);
+    };
+    ($make:expr) => {
+        $crate::store_contract_tests!(@all [] $make);
     };
 }

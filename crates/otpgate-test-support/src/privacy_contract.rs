@@ -1,8 +1,8 @@
 //! The retention / export / erasure contract for hot stores: `purge`, `export_phone` and
 //! `delete_phone` (SQLite, Postgres: all of it). Redis keys expire on their own, so Redis keeps
 //! `purge` a no-op and runs only the export/erasure checks that hold for a store that keeps no
-//! ended verification once a newer one replaces it (`privacy_contract_tests!(@each …; …)`).
-//! `privacy_contract_tests!` writes one `#[tokio::test]` per check, like `contract_tests!`.
+//! ended verification once a newer one replaces it (`privacy_contract_tests!(…; check, …)`).
+//! `privacy_contract_tests!` writes one `#[tokio::test]` per check, like `store_contract_tests!`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use otpgate_core::{
     Channel, CheckOutcome, Code, CodeHasher, IssueOutcome, PhoneNumber, Policy, Timestamp, VerificationId,
 };
 
-use crate::contract::{Backend, phone};
+use crate::store_contract::{Backend, phone};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 const MIN: Duration = Duration::from_secs(60);
@@ -206,10 +206,17 @@ pub async fn export_then_delete_dead_and_current(store: Arc<dyn Backend>) {
     assert_eq!(store.export_phone(&other, &[]).await.unwrap().verifications.len(), 1, "other numbers stay");
 }
 
+/// Writes one `#[tokio::test]` per check of the retention / export / erasure contract.
+///
+/// `$make` is an async expression answering a fresh, empty store. A backend that needs an outside
+/// service passes `ignore = "needs …: set OTPGATE_TEST_…"` first: its tests are then reported as
+/// ignored by a plain `cargo test` and run with `--include-ignored` (where `$make` gets the
+/// address from [`service`](crate::service), which fails the test when it is not set). A list
+/// of check names after `;` runs only those.
 #[macro_export]
 macro_rules! privacy_contract_tests {
-    ($make:expr) => {
-        $crate::privacy_contract_tests!(@each $make;
+    (@all $attrs:tt $make:expr) => {
+        $crate::privacy_contract_tests!(@each $attrs $make;
             purge_deletes_only_what_ended_before_the_cutoff,
             purge_deletes_only_spent_limits,
             purge_deletes_expired_counters,
@@ -218,16 +225,21 @@ macro_rules! privacy_contract_tests {
             export_then_delete_dead_and_current,
         );
     };
-    (@each $make:expr; $($name:ident),* $(,)?) => {
+    (@each $attrs:tt $make:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let store: Option<std::sync::Arc<dyn $crate::contract::Backend>> = $make.await;
-                match store {
-                    Some(store) => $crate::privacy_contract::$name(store).await,
-                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
-                }
-            }
+            $crate::__contract_test!($attrs, $make, dyn $crate::store_contract::Backend, $crate::privacy_contract::$name, $name);
         )*
+    };
+    (ignore = $reason:literal, $make:expr; $($name:ident),+ $(,)?) => {
+        $crate::privacy_contract_tests!(@each [#[ignore = $reason]] $make; $($name),+);
+    };
+    (ignore = $reason:literal, $make:expr) => {
+        $crate::privacy_contract_tests!(@all [#[ignore = $reason]] $make);
+    };
+    ($make:expr; $($name:ident),+ $(,)?) => {
+        $crate::privacy_contract_tests!(@each [] $make; $($name),+);
+    };
+    ($make:expr) => {
+        $crate::privacy_contract_tests!(@all [] $make);
     };
 }

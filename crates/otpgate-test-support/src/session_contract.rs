@@ -1,5 +1,5 @@
 //! The session storage contract: users and refresh tokens, checked the same way on every backend.
-//! `tests/*_session_contract.rs` run it through `session_contract_tests!`, like `contract`.
+//! `crates/otpgate-store/tests/store/` runs it through `session_contract_tests!`, like `store_contract`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use otpgate_core::{
 };
 use tokio::task::JoinSet;
 
-use crate::contract::phone;
+use crate::store_contract::phone;
 
 /// What a backend must be to run the suite (verifications too: erasing a user erases them).
 pub trait SessionBackend: SessionStore + VerificationStore {}
@@ -375,12 +375,17 @@ pub async fn published_signing_keys_are_listed_while_valid(store: Arc<dyn Sessio
     assert!(keys.iter().any(|k| k.public_key == PublicKeyMaterial::Ed25519([1; 32])), "Ed25519 keys stay Ed25519");
 }
 
-/// Writes one `#[tokio::test]` per session contract check; `$make` is an async block expression
-/// that yields an `Option<Arc<dyn SessionBackend>>` (`None` skips, e.g. when no server is set).
+/// Writes one `#[tokio::test]` per check of the session contract for a backend.
+///
+/// `$make` is an async expression answering a fresh, empty store. A backend that needs an outside
+/// service passes `ignore = "needs …: set OTPGATE_TEST_…"` first: its tests are then reported as
+/// ignored by a plain `cargo test` and run with `--include-ignored` (where `$make` gets the
+/// address from [`service`](crate::service), which fails the test when it is not set). A list
+/// of check names after `;` runs only those.
 #[macro_export]
 macro_rules! session_contract_tests {
-    ($make:expr) => {
-        $crate::session_contract_tests!(@each $make;
+    (@all $attrs:tt $make:expr) => {
+        $crate::session_contract_tests!(@each $attrs $make;
             first_sign_in_creates_the_user_then_reuses_it,
             concurrent_first_sign_ins_create_one_user,
             a_refresh_token_rotates_once_and_keeps_its_channel,
@@ -398,16 +403,21 @@ macro_rules! session_contract_tests {
             published_signing_keys_are_listed_while_valid,
         );
     };
-    (@each $make:expr; $($name:ident),* $(,)?) => {
+    (@each $attrs:tt $make:expr; $($name:ident),* $(,)?) => {
         $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() {
-                let store: Option<std::sync::Arc<dyn $crate::session_contract::SessionBackend>> = $make.await;
-                match store {
-                    Some(store) => $crate::session_contract::$name(store).await,
-                    None => eprintln!("skipped {}: backend not configured", stringify!($name)),
-                }
-            }
+            $crate::__contract_test!($attrs, $make, dyn $crate::session_contract::SessionBackend, $crate::session_contract::$name, $name);
         )*
+    };
+    (ignore = $reason:literal, $make:expr; $($name:ident),+ $(,)?) => {
+        $crate::session_contract_tests!(@each [#[ignore = $reason]] $make; $($name),+);
+    };
+    (ignore = $reason:literal, $make:expr) => {
+        $crate::session_contract_tests!(@all [#[ignore = $reason]] $make);
+    };
+    ($make:expr; $($name:ident),+ $(,)?) => {
+        $crate::session_contract_tests!(@each [] $make; $($name),+);
+    };
+    ($make:expr) => {
+        $crate::session_contract_tests!(@all [] $make);
     };
 }

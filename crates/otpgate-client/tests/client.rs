@@ -1,7 +1,7 @@
 //! The client against a real otpgate (spawned on 127.0.0.1:0 with the server's own test harness):
 //! typed errors, the whole flow, retries, and idempotent sends.
 
-#[path = "../../otpgate-server/tests/common/mod.rs"]
+#[path = "../../otpgate-server/tests/server/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

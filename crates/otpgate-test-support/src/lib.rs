@@ -12,6 +12,12 @@
 //! `OTPGATE_TEST_REQUIRE_SERVICES=1` (which `.ci/run` sets) adds one more check that runs in every
 //! `cargo test`: [`tests::services_required_by_ci_are_configured`] fails unless every variable in
 //! [`SERVICES`] is set, so a CI machine that lost a service fails instead of quietly testing less.
+//!
+//! # Logs
+//! [`logs::capture`] gives a test the logs of its own thread only (a crate's tests share one
+//! binary, so a process-wide subscriber would mix them).
+
+pub mod logs;
 
 pub mod idempotency_contract;
 pub mod privacy_contract;

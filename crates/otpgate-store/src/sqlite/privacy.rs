@@ -7,6 +7,8 @@
 //! which empties the `-wal` file. A checkpoint that a long reader blocks is retried by the next
 //! sweep.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use otpgate_core::privacy::{
     HotDeleted, HotRecords, LimitRecord, PurgeCounts, RefreshTokenRecord, UserRecords, VerificationRecord,
@@ -18,6 +20,10 @@ use super::{SqliteStore, classify, execute};
 
 /// Rows per DELETE: short write locks, so sweeping never stalls requests for long.
 const BATCH: i64 = 500;
+/// How long an erasure keeps retrying its checkpoint while another connection checkpoints.
+const SCRUB_DEADLINE: Duration = Duration::from_secs(5);
+/// The pause between those tries: a passive checkpoint of a small WAL takes about a millisecond.
+const SCRUB_RETRY: Duration = Duration::from_millis(5);
 
 fn count(v: i64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
@@ -40,19 +46,35 @@ impl SqliteStore {
     }
 
     /// Empties the `-wal` file, so deleted rows do not live on in old page images.
+    ///
+    /// SQLite lets one connection checkpoint at a time and answers any other at once with
+    /// "busy", without waiting: this instance's checkpointer thread (every 100 ms, see
+    /// `conn.rs`) or another process on the same file (`otpgate users delete` beside a running
+    /// server) is often mid-checkpoint. Giving up then left the erased rows' bytes in the WAL and
+    /// the database file until the next sweep, so the truncating checkpoint is retried for a
+    /// while; readers, which it does wait for, are bounded by the busy timeout.
     pub(super) async fn scrub(&self) {
-        let checkpoint = self
-            .conn
-            .alone(|conn| {
-                // (busy, WAL frames, frames checkpointed); busy = 1 when a reader held it back.
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)).map_err(classify)
-            })
-            .await;
+        let deadline = tokio::time::Instant::now() + SCRUB_DEADLINE;
+        let checkpoint = loop {
+            let checkpoint = self
+                .conn
+                .alone(|conn| {
+                    // (busy, WAL frames, frames checkpointed); busy = 1 when it could not finish.
+                    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get::<_, i64>(0)).map_err(classify)
+                })
+                .await;
+            match checkpoint {
+                Ok(busy) if busy != 0 && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(SCRUB_RETRY).await;
+                }
+                done => break done,
+            }
+        };
         match checkpoint {
             Ok(0) => {}
-            Ok(_) => {
-                tracing::warn!("WAL checkpoint after a deletion was held back by a reader; the next sweep retries")
-            }
+            Ok(_) => tracing::warn!(
+                "WAL checkpoint after a deletion was held back by a reader or another checkpoint; the next sweep retries"
+            ),
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint after a deletion failed; the next sweep retries"),
         }
     }

@@ -3,10 +3,8 @@
 //! `[provider]` table as one route, delivery receipts believed only when signed, readiness per
 //! provider, configuration errors that name their key, and `sms test --provider`.
 
-mod common;
-
+use crate::common::*;
 use base64::Engine;
-use common::*;
 use otpgate_server::Config;
 use otpgate_server::config::ProviderKind;
 use serde_json::{Value, json};

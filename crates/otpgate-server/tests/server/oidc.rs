@@ -4,14 +4,12 @@
 //! against the published JWKS, UserInfo, refresh, revocation, logout, per-client limits, and the
 //! negative cases of issue 17.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::*;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use otpgate_oidc::{ClientConfig, ClientKind, OidcConfig};

@@ -235,6 +235,10 @@ async fn the_provider_table_still_works_as_one_route_with_its_failover_list() {
     assert_eq!(messages.len(), 1);
     let body = String::from_utf8_lossy(&messages[0].body).into_owned();
     let code: String = body.split("Body=").nth(1).unwrap().chars().take_while(char::is_ascii_digit).collect();
+    // The recorder is the process's: other tests' legacy Twilio approvals count under the same
+    // labels, so this one is measured as the difference it makes.
+    let legacy = ["provider=\"twilio-messaging\"", "country=\"US\""];
+    let approvals_before = metric(&app, "otpgate_approvals_total", &legacy).await.unwrap_or(0.0);
     assert_eq!(app.check(US, &code).await.status, 200, "the code Messaging sent is checked here");
     let providers = app.get("/readyz").await.json()["providers"].clone();
     assert_eq!(providers.as_array().unwrap().len(), 2);
@@ -242,11 +246,8 @@ async fn the_provider_table_still_works_as_one_route_with_its_failover_list() {
         (providers[0]["name"].as_str(), providers[1]["name"].as_str()),
         (Some("twilio-messaging"), Some("twilio-verify"))
     );
-    assert_eq!(
-        metric(&app, "otpgate_approvals_total", &["provider=\"twilio-messaging\"", "country=\"US\""]).await,
-        Some(1.0),
-        "the legacy kinds keep their names as provider labels"
-    );
+    let approvals_after = metric(&app, "otpgate_approvals_total", &legacy).await.unwrap_or(0.0);
+    assert!(approvals_after >= approvals_before + 1.0, "the legacy kinds keep their names as provider labels");
     // The `[provider]` table is one route for every country.
     let routes = app.config.effective_routes().unwrap();
     assert_eq!(routes.len(), 1);

@@ -150,12 +150,30 @@ pub struct AuthorizationRequest {
     issuer: String,
 }
 
-/// The browser's login session, as `OidcService::login_session` finds it.
+/// The browser's login session, as `OidcService::login_session` finds it. Codes are issued for
+/// its user, so only this crate builds one: from a live login session, or when one starts after
+/// an approval (`OidcService::start_login_session`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveLogin {
-    pub user: User,
-    pub channel: Channel,
-    pub auth_time: Timestamp,
+    pub(crate) user: User,
+    pub(crate) channel: Channel,
+    pub(crate) auth_time: Timestamp,
+}
+
+impl ActiveLogin {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The channel the phone was verified over.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    /// When the phone was verified.
+    pub fn auth_time(&self) -> Timestamp {
+        self.auth_time
+    }
 }
 
 /// What to do with a valid request.

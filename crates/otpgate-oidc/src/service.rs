@@ -21,7 +21,7 @@ use otpgate_core::oidc::{AuthorizationCode, CodeExchange, ConsumeOutcome, LoginS
 use otpgate_core::session::{User, UserId};
 use otpgate_core::verification::random_base62;
 use otpgate_core::{Channel, CodeDigest, CodeHasher, Timestamp};
-use otpgate_session::{BoundRefresh, RefreshBinding, SessionService};
+use otpgate_session::{BoundRefresh, Issued, RefreshBinding, SessionService};
 use serde::de::DeserializeOwned;
 
 use crate::authorize::{ActiveLogin, AuthorizationRequest, AuthorizeError, Decision, with_query};
@@ -205,9 +205,11 @@ impl OidcService {
 
     // ---- login sessions
 
-    /// Starts a login session for `user`, whose phone was just verified over `channel`. Answers
-    /// the cookie value (a secret: `ls_` and 32 base62 characters; only its digest is stored).
-    pub async fn start_login_session(&self, user: &User, channel: Channel) -> Result<(String, ActiveLogin), OidcError> {
+    /// Starts a login session for the user a check just approved (`issued`, which only an
+    /// approval yields: no login session for a phone nobody verified). Answers the cookie value
+    /// (a secret: `ls_` and 32 base62 characters; only its digest is stored).
+    pub async fn start_login_session(&self, issued: &Issued) -> Result<(String, ActiveLogin), OidcError> {
+        let (user, channel) = (issued.user(), issued.channel());
         let now = self.sessions.now();
         let cookie = format!("{LOGIN_PREFIX}{}", random_base62(SECRET_LEN));
         let session = LoginSession {

@@ -2,14 +2,17 @@
 //! tokens are checked against the published JWKS with an independent implementation
 //! (ed25519-dalek and a hand-written JWS parser), not only with our own verifier.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, KeyInit, Mac};
+use otpgate_core::provider::{MessageTemplates, ProviderError, SendReceipt};
 use otpgate_core::{
-    Channel, Clock, CodeHasher, ManualClock, OtpError, PhoneNumber, SessionStore, StoreError, VerificationStore,
+    Approved, Channel, Clock, Code, CodeHasher, ManualClock, OtpError, OutgoingCode, PhoneNumber, Policy, SendRequest,
+    ServiceSettings, SessionStore, SmsProvider, StoreError, VerificationService, VerificationStore,
 };
 use otpgate_session::{
     BoundRefresh, KeyRing, RefreshBinding, Session, SessionConfig, SessionError, SessionService, VerifyError,
@@ -28,7 +31,70 @@ struct Harness {
     store: SqliteStore,
     clock: ManualClock,
     keys: KeyRing,
+    approvals: Approvals,
     dir: tempfile::TempDir,
+}
+
+/// Approvals the way the server gets them, since `Approved` has no other way in: a send, and a
+/// check of the code that went out, by a verification service over the same store. It has a
+/// clock of its own, moved two days on before each approval, so the send limits and cooldowns of
+/// earlier approvals never stand in the way and the sessions' clock is left alone.
+struct Approvals {
+    service: VerificationService,
+    outbox: Arc<Outbox>,
+    clock: ManualClock,
+}
+
+/// A provider that keeps the last code it was given.
+#[derive(Default)]
+struct Outbox(Mutex<Option<Code>>);
+
+#[async_trait::async_trait]
+impl SmsProvider for Outbox {
+    fn name(&self) -> &'static str {
+        "outbox"
+    }
+
+    fn supports(&self, _: Channel) -> bool {
+        true
+    }
+
+    async fn send(&self, msg: &OutgoingCode) -> Result<SendReceipt, ProviderError> {
+        *self.0.lock().unwrap() = Some(msg.code.clone());
+        Ok(SendReceipt::default())
+    }
+}
+
+impl Approvals {
+    fn new(store: &SqliteStore) -> Self {
+        let (outbox, clock) = (Arc::new(Outbox::default()), ManualClock::starting_now());
+        let settings = ServiceSettings {
+            policy: Policy::default(),
+            test_numbers: HashMap::new(),
+            app_name: "Test".into(),
+            webotp_domain: None,
+            templates: MessageTemplates::default(),
+            bot_check: None,
+        };
+        let service = VerificationService::new(
+            Arc::new(store.clone()),
+            Arc::new(store.clone()),
+            outbox.clone(),
+            Arc::new(clock.clone()),
+            CodeHasher::new(&[7u8; 32]).unwrap(),
+            settings,
+        );
+        Approvals { service, outbox, clock }
+    }
+
+    /// `phone`'s code sent over `channel` and checked.
+    async fn approve(&self, phone: &PhoneNumber, channel: Channel) -> Approved {
+        self.clock.advance(Duration::from_secs(2 * 86_400));
+        let req = SendRequest { phone: phone.clone(), channel, locale: None, client_ip: None, bot_token: None };
+        self.service.send(req).await.expect("send");
+        let code = self.outbox.0.lock().unwrap().take().expect("a code went out");
+        self.service.check(phone, code.expose(), None).await.expect("approved")
+    }
 }
 
 fn config() -> SessionConfig {
@@ -51,7 +117,8 @@ async fn harness_with(config: SessionConfig) -> Harness {
         Arc::new(clock.clone()),
         config,
     ));
-    Harness { service, store, clock, keys, dir }
+    let approvals = Approvals::new(&store);
+    Harness { service, store, clock, keys, approvals, dir }
 }
 
 fn phone(n: u32) -> PhoneNumber {
@@ -104,17 +171,18 @@ fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
 }
 
 async fn sign_in(h: &Harness, n: u32) -> (otpgate_core::User, Session) {
-    let issued = h.service.issue_for_approved(&phone(n), Channel::Sms).await.unwrap();
-    (issued.user, issued.session)
+    let approved = h.approvals.approve(&phone(n), Channel::Sms).await;
+    let (user, _, session) = h.service.issue_for_approved(approved).await.unwrap().into_parts();
+    (user, session)
 }
 
 #[tokio::test]
 async fn issued_access_tokens_verify_against_the_jwks_independently() {
     let h = harness().await;
-    let issued = h.service.issue_for_approved(&phone(1), Channel::Sms).await.unwrap();
-    assert!(issued.created);
-    assert!(issued.user.id.as_str().starts_with("usr_"));
-    let s = &issued.session;
+    let issued = h.service.issue_for_approved(h.approvals.approve(&phone(1), Channel::Sms).await).await.unwrap();
+    assert!(issued.created());
+    assert!(issued.user().id.as_str().starts_with("usr_"));
+    let s = issued.session();
     assert_eq!((s.token_type, s.expires_in, s.refresh_expires_in), ("Bearer", 900, 2_592_000));
     assert!(s.refresh_token.starts_with("rt_") && s.refresh_token.len() == 35);
 
@@ -124,7 +192,7 @@ async fn issued_access_tokens_verify_against_the_jwks_independently() {
     let claims = independent_verify(&s.access_token, &jwks_json(&h)).expect("independent verification");
     assert_eq!(claims["iss"], ISS);
     assert_eq!(claims["aud"], AUD);
-    assert_eq!(claims["sub"], issued.user.id.as_str());
+    assert_eq!(claims["sub"], issued.user().id.as_str());
     assert_eq!(claims["phone_number"], "+14155550001");
     assert_eq!(claims["phone_number_verified"], true);
     assert_eq!(claims["amr"], json!(["sms"]));
@@ -136,14 +204,14 @@ async fn issued_access_tokens_verify_against_the_jwks_independently() {
     // Our own verifier, fed from the same JWKS document a remote service would fetch.
     let keys = VerifyingKeys::from_jwks_json(&jwks_json(&h)).unwrap();
     let ours = verify_access_token(&s.access_token, &keys, ISS, AUD, now_of(&h.clock)).unwrap();
-    assert_eq!(ours.sub, issued.user.id.as_str());
-    assert_eq!(h.service.me(&s.access_token).await.unwrap(), issued.user);
+    assert_eq!(ours.sub, issued.user().id.as_str());
+    assert_eq!(&h.service.me(&s.access_token).await.unwrap(), issued.user());
 
     // Same phone again: the same user, not created.
-    let again = h.service.issue_for_approved(&phone(1), Channel::Whatsapp).await.unwrap();
-    assert!(!again.created);
-    assert_eq!(again.user, issued.user);
-    assert_eq!(independent_verify(&again.session.access_token, &jwks_json(&h)).unwrap()["amr"], json!(["whatsapp"]));
+    let again = h.service.issue_for_approved(h.approvals.approve(&phone(1), Channel::Whatsapp).await).await.unwrap();
+    assert!(!again.created());
+    assert_eq!(again.user(), issued.user());
+    assert_eq!(independent_verify(&again.session().access_token, &jwks_json(&h)).unwrap()["amr"], json!(["whatsapp"]));
 }
 
 #[tokio::test]
@@ -281,8 +349,8 @@ async fn refresh_rotates_and_reuse_revokes_the_chain() {
 #[tokio::test]
 async fn refresh_keeps_the_sign_in_channel_and_expires() {
     let h = harness().await;
-    let issued = h.service.issue_for_approved(&phone(5), Channel::Call).await.unwrap();
-    let next = h.service.refresh(&issued.session.refresh_token).await.unwrap();
+    let issued = h.service.issue_for_approved(h.approvals.approve(&phone(5), Channel::Call).await).await.unwrap();
+    let next = h.service.refresh(&issued.session().refresh_token).await.unwrap();
     assert_eq!(independent_verify(&next.access_token, &jwks_json(&h)).unwrap()["amr"], json!(["call"]));
     h.clock.advance(Duration::from_secs(30 * 86_400));
     assert!(matches!(h.service.refresh(&next.refresh_token).await, Err(SessionError::Unauthorized)));
@@ -408,9 +476,9 @@ async fn deleting_me_erases_the_user_and_stops_their_tokens_at_once() {
     assert!(matches!(h.service.refresh(&s.refresh_token).await, Err(SessionError::Unauthorized)));
     assert_eq!(h.store.resend_wait(&p, h.clock.now()).await.unwrap(), None, "pending verification erased");
 
-    let again = h.service.issue_for_approved(&p, Channel::Sms).await.unwrap();
-    assert!(again.created, "a new sign-up");
-    assert_ne!(again.user.id, user.id);
+    let again = h.service.issue_for_approved(h.approvals.approve(&p, Channel::Sms).await).await.unwrap();
+    assert!(again.created(), "a new sign-up");
+    assert_ne!(again.user().id, user.id);
     assert!(matches!(h.service.me(&s.access_token).await, Err(SessionError::Unauthorized)), "old id stays dead");
 }
 
@@ -488,7 +556,8 @@ async fn instances_sharing_a_store_serve_one_jwks_and_accept_each_others_tokens(
     assert_ne!(a_kid, b_kid, "two key files");
 
     let (user, from_a) = sign_in(&h, 20).await;
-    let from_b = other.issue_for_approved(&phone(20), Channel::Sms).await.unwrap().session;
+    let from_b =
+        other.issue_for_approved(h.approvals.approve(&phone(20), Channel::Sms).await).await.unwrap().into_parts().2;
     // Each instance accepts the other's token (A learns B's key on the unknown kid).
     assert_eq!(other.me(&from_a.access_token).await.unwrap(), user);
     assert_eq!(h.service.me(&from_b.access_token).await.unwrap(), user);
@@ -517,7 +586,8 @@ async fn a_key_published_without_the_hmac_key_is_ignored() {
     let h = harness().await;
     let forger = sibling(&h, KeyRing::generate().unwrap(), [6u8; 32]);
     forger.publish_keys().await.unwrap();
-    let forged = forger.issue_for_approved(&phone(21), Channel::Sms).await.unwrap().session;
+    let forged =
+        forger.issue_for_approved(h.approvals.approve(&phone(21), Channel::Sms).await).await.unwrap().into_parts().2;
     let forged_kid = forger.verifying_keys().kids().next().unwrap().to_owned();
     assert!(h.service.current_jwks().await.find(&forged_kid).is_none());
     assert!(matches!(h.service.me(&forged.access_token).await, Err(SessionError::Unauthorized)));

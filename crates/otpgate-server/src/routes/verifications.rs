@@ -140,11 +140,11 @@ pub async fn check_verification(
     let Some(sessions) = &state.sessions else {
         return Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }));
     };
-    let issued = sessions.issue_for_approved(&phone, approved.channel).await.map_err(OtpError::from)?;
+    let (user, created, session) = sessions.issue_for_approved(approved).await.map_err(OtpError::from)?.into_parts();
     Ok(Json(CheckVerificationResponse {
         status: "approved".into(),
-        user: Some(UserView { id: issued.user.id.to_string(), phone: issued.user.phone, created: issued.created }),
-        session: Some(super::sessions::session_view(issued.session)),
+        user: Some(UserView { id: user.id.to_string(), phone: user.phone, created }),
+        session: Some(super::sessions::session_view(session)),
     }))
 }
 

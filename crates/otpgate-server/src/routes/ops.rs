@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use otpgate_api::ReadinessView;
+use otpgate_api::{ReadinessStatus, ReadinessView};
 use serde_json::json;
 
 use super::AppState;
@@ -60,5 +60,5 @@ async fn readiness(state: &AppState) -> (StatusCode, ReadinessView) {
     }
     let ready = reasons.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, ReadinessView { status: if ready { "ready" } else { "not_ready" }.into(), reasons })
+    (status, ReadinessView { status: if ready { ReadinessStatus::Ready } else { ReadinessStatus::NotReady }, reasons })
 }

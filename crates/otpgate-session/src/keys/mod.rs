@@ -26,7 +26,6 @@
 //! sharing a durable store publish their public keys there before signing with them, and serve
 //! and accept every published key: they verify each other's tokens whatever key files they
 //! have, and in whatever order they load a rotated one.
-
 //!
 //! `ed25519` and `rsa`: the two kinds of signing key; `file`: the key file.
 

@@ -1,6 +1,6 @@
 """Hooks for scripts/schemathesis.sh.
 
-An `Idempotency-Key` reused with another request is `400 invalid_request` by contract (API.md):
+An `Idempotency-Key` reused with another request is `400 invalid_request` by contract (docs/idempotency.md):
 a key belongs to one request. Schemathesis draws header values from a small space and reuses
 them across different bodies, which `positive_data_acceptance` would report as a schema-valid
 request refused. Each valid key is therefore made unique (its generated text is kept as a

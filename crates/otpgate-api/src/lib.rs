@@ -1,8 +1,13 @@
-//! otpgate's wire types: what goes over HTTP, exactly as `API.md` names it. Serde and schema
-//! derives only; no behaviour, no storage, so clients can depend on this crate alone.
+//! otpgate's wire types: what goes over HTTP, exactly as the README's API table and the served
+//! `/openapi.json` name it. Serde and schema derives only; no behaviour, no storage, so clients
+//! can depend on this crate alone. With the `domain` feature (the server's), `From` impls between
+//! these names and `otpgate-core`'s types.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+#[cfg(feature = "domain")]
+mod domain;
 
 /// Delivery channel of a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -33,6 +38,20 @@ pub struct SendVerificationRequest {
     pub bot_token: Option<String>,
 }
 
+/// Where a verification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerificationStatusName {
+    /// Waiting for its code.
+    Pending,
+    Approved,
+    Canceled,
+    /// Took its maximum of wrong codes.
+    Dead,
+    /// Ended without a result (its code expired, or it was replaced).
+    Expired,
+}
+
 /// A verification as the client sees it. Never contains the code.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct VerificationResponse {
@@ -40,7 +59,7 @@ pub struct VerificationResponse {
     pub id: String,
     /// `pending` for a verification waiting for its code.
     #[schema(example = "pending")]
-    pub status: String,
+    pub status: VerificationStatusName,
     /// Masked: `+1******0100`.
     #[schema(example = "+1******0100")]
     pub phone: String,
@@ -89,11 +108,18 @@ pub struct SessionView {
     pub refresh_expires_in: u64,
 }
 
+/// What a successful check says: always `approved` (every other outcome is an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    Approved,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckVerificationResponse {
     /// `approved`.
     #[schema(example = "approved")]
-    pub status: String,
+    pub status: CheckStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserView>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,7 +152,7 @@ pub struct MeView {
     pub created_at: String,
 }
 
-/// Every error code the API answers with; see the table in `API.md`.
+/// Every error code the API answers with; see the error table in the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -209,11 +235,19 @@ pub struct InboxView {
     pub messages: Vec<InboxMessageView>,
 }
 
+/// `ready` or `not_ready`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadinessStatus {
+    Ready,
+    NotReady,
+}
+
 /// `/readyz` body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ReadinessView {
     /// `ready` or `not_ready`.
-    pub status: String,
+    pub status: ReadinessStatus,
     /// What is wrong, when not ready (no secrets, no internal addresses).
     pub reasons: Vec<String>,
     /// Each SMS provider by name, ready or not and why (credentials refused, out of credit,
@@ -267,6 +301,26 @@ mod tests {
                 "service_unavailable"
             ]
         );
+    }
+
+    #[test]
+    fn statuses_serialise_as_before_they_were_enums() {
+        let name = |v: serde_json::Value| v.as_str().unwrap().to_owned();
+        let statuses: Vec<String> = [
+            VerificationStatusName::Pending,
+            VerificationStatusName::Approved,
+            VerificationStatusName::Canceled,
+            VerificationStatusName::Dead,
+            VerificationStatusName::Expired,
+        ]
+        .iter()
+        .map(|s| name(serde_json::to_value(s).unwrap()))
+        .collect();
+        assert_eq!(statuses, ["pending", "approved", "canceled", "dead", "expired"]);
+        assert_eq!(name(serde_json::to_value(CheckStatus::Approved).unwrap()), "approved");
+        let readiness =
+            [ReadinessStatus::Ready, ReadinessStatus::NotReady].map(|s| name(serde_json::to_value(s).unwrap()));
+        assert_eq!(readiness, ["ready", "not_ready"]);
     }
 
     #[test]

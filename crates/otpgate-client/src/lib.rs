@@ -1,5 +1,5 @@
-//! A typed async client for the otpgate HTTP API (`API.md`), over the wire types of
-//! `otpgate-api`.
+//! A typed async client for the otpgate HTTP API (the README's API table, `/openapi.json`),
+//! over the wire types of `otpgate-api`.
 //!
 //! - Every call answers either the typed response or an [`Error`]; API errors carry the error
 //!   table's fields ([`ApiError`]: `code`, `message`, `retry_after`, `attempts_left`, `field`,

@@ -108,7 +108,7 @@ async fn the_whole_flow() {
     let sent = c.send_to(PHONE).await.unwrap();
     assert_eq!(sent.verification.phone, "+1******0177");
     let approved = c.check(PHONE, &app.inbox_code(PHONE).await).await.unwrap();
-    assert_eq!(approved.status, "approved");
+    assert_eq!(approved.status, otpgate_api::CheckStatus::Approved);
     let session = approved.session.expect("a session");
     let me = c.me(&session.access_token).await.unwrap();
     assert_eq!(me.phone, PHONE);
@@ -274,6 +274,6 @@ async fn a_bot_check_token_goes_through() {
         bot_token: Some("good-token".into()),
     };
     let sent = c.send(&req).await.unwrap();
-    assert_eq!(sent.verification.status, "pending");
+    assert_eq!(sent.verification.status, otpgate_api::VerificationStatusName::Pending);
     assert_eq!(verifier.received_requests().await.unwrap().len(), 1, "only the send with a token was verified");
 }

@@ -2,6 +2,7 @@
 //! no sockets, no files, no SQL. The server, the stores and the providers depend on this crate,
 //! never the other way round.
 
+pub mod approval;
 pub mod bot;
 pub mod client;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod store;
 pub mod tripwire;
 pub mod verification;
 
+pub use approval::Approved;
 pub use client::{ClientKey, Ipv6Prefix};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use code::{Code, CodeDigest, CodeHasher};

@@ -1,4 +1,4 @@
-//! The HTTP edge of errors: every failure becomes the one JSON envelope of `API.md`, mapped from
+//! The HTTP edge of errors: every failure becomes the one JSON envelope of the README's error table, mapped from
 //! the domain's `OtpError` in exactly one `match`. 5xx bodies are opaque; their cause goes to the
 //! log with the request id.
 

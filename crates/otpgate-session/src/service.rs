@@ -15,7 +15,7 @@ use otpgate_core::session::{
     NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
 };
 use otpgate_core::verification::random_base62;
-use otpgate_core::{Channel, Clock, CodeDigest, CodeHasher, OtpError, PhoneNumber, StoreError, Timestamp};
+use otpgate_core::{Approved, Channel, Clock, CodeDigest, CodeHasher, OtpError, StoreError, Timestamp};
 use tracing::{info, warn};
 
 use crate::keys::{KeyRing, public_jwk, rsa_jwk, rsa_public_components};
@@ -78,12 +78,40 @@ impl fmt::Debug for Session {
     }
 }
 
-/// What a successful check yields: the user (`created` on their first approval) and a session.
-#[derive(Debug, Clone)]
+/// What an approval yields: the user (`created` on their first approval) and a session. Only
+/// [`SessionService::issue_for_approved`] builds one, so holding one means a check approved this
+/// user's phone just now (an OpenID Connect login session starts from it).
+#[derive(Debug)]
 pub struct Issued {
-    pub user: User,
-    pub created: bool,
-    pub session: Session,
+    user: User,
+    created: bool,
+    channel: Channel,
+    session: Session,
+}
+
+impl Issued {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// Whether this approval created the user (their phone's first).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The channel the approved code was sent on.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The user, whether they were created, and the session, for an answer to be built from.
+    pub fn into_parts(self) -> (User, bool, Session) {
+        (self.user, self.created, self.session)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,14 +357,17 @@ impl SessionService {
         self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// After an approved check: finds or creates the phone's user and starts a session.
-    pub async fn issue_for_approved(&self, phone: &PhoneNumber, channel: Channel) -> Result<Issued, SessionError> {
+    /// After an approved check: finds or creates the approved phone's user and starts a session.
+    /// Takes the approval itself (which only a check builds, and which cannot be copied), so
+    /// nothing can be issued for a phone no check approved, and one approval is one session.
+    pub async fn issue_for_approved(&self, approved: Approved) -> Result<Issued, SessionError> {
+        let (phone, channel) = (approved.phone(), approved.channel());
         let now = self.clock.now();
         self.ensure_published(now).await?;
         let (refresh_token, first) = self.new_refresh_token(TokenFamily::generate(), channel, now);
         let (user, created) = self.store.sign_in(phone, UserId::generate(), &first, now).await?;
         let session = self.session_for(&user, channel, refresh_token, now)?;
-        Ok(Issued { user, created, session })
+        Ok(Issued { user, created, channel, session })
     }
 
     /// Spends `refresh_token` for a new session. The same token presented again within the reuse

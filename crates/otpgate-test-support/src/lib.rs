@@ -17,6 +17,7 @@
 //! [`logs::capture`] gives a test the logs of its own thread only (a crate's tests share one
 //! binary, so a process-wide subscriber would mix them).
 
+pub mod approvals;
 pub mod logs;
 
 pub mod idempotency_contract;

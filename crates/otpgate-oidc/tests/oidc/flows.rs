@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use otpgate_core::oidc::{AuthorizationCode, CodeExchange, ConsumeOutcome, LoginSession, OidcStore};
-use otpgate_core::{Channel, CodeDigest, SessionStore, StoreError, Timestamp};
+use otpgate_core::{CodeDigest, SessionStore, StoreError, Timestamp};
 use otpgate_oidc::claims::at_hash;
 use otpgate_oidc::{
     BearerError, Decision, MemoryOidcStore, OidcService, TokenErrorCode, TokenFailure, TokenResponse, UserinfoFailure,
@@ -41,7 +41,7 @@ async fn the_code_flow_issues_tokens_a_relying_party_accepts() {
     assert_eq!(claims["aud"], "web");
     assert_eq!(claims["iat"], p.now_secs());
     assert_eq!(claims["exp"], p.now_secs() + 900);
-    assert_eq!(claims["auth_time"], (login.auth_time.0 / 1000) as u64);
+    assert_eq!(claims["auth_time"], (login.auth_time().0 / 1000) as u64);
     assert_eq!(claims["nonce"], "n-0S6_WzA2Mj");
     assert_eq!(claims["amr"], serde_json::json!(["sms"]));
     assert_eq!(claims["at_hash"], at_hash(&tokens.access_token));
@@ -368,7 +368,7 @@ async fn userinfo_refuses_anything_but_a_live_access_token_of_a_live_user() {
     let (user, tokens) = p.grant(11, "openid phone").await;
     // An ID token is no access token (other `typ`), nor is the JSON API's EdDSA token.
     assert_eq!(refused_with(p.oidc.userinfo(tokens.id_token.as_deref()).await), BearerError::InvalidToken);
-    let api = p.sessions.issue_for_approved(&phone(11), Channel::Sms).await.unwrap().session;
+    let api = p.sessions.issue_for_approved(p.approve(11).await).await.unwrap().into_parts().2;
     assert_eq!(refused_with(p.oidc.userinfo(Some(&api.access_token)).await), BearerError::InvalidToken);
     // Nor is an OIDC access token a JSON API token.
     assert!(p.sessions.me(&tokens.access_token).await.is_err());
@@ -421,7 +421,7 @@ async fn login_sessions_give_single_sign_on_until_they_end() {
     ]);
     let request = p.oidc.authorize(&params).unwrap();
     let login = p.oidc.login_session(Some(&cookie)).await.unwrap().expect("a live session");
-    assert_eq!(login.user, user);
+    assert_eq!(login.user(), &user);
     assert_eq!(p.oidc.decide(&request, Some(&login)), Decision::Issue);
     let q = query(&p.oidc.issue_code(&request, &login).await.unwrap());
     assert!(p.exchange(&public("web"), &q["code"], WEB_REDIRECT, VERIFIER).await.is_ok());

@@ -10,11 +10,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use otpgate_core::oidc::OidcStore;
-use otpgate_core::{Channel, Clock, CodeHasher, ManualClock, PhoneNumber, User};
+use otpgate_core::{Approved, Channel, Clock, CodeHasher, ManualClock, PhoneNumber, User};
 use otpgate_oidc::config::{ClientConfig, ClientKind, Deployment, OidcConfig};
 use otpgate_oidc::{ActiveLogin, MemoryOidcStore, OidcService, Params, TokenFailure, TokenResponse};
 use otpgate_session::{KeyRing, SessionConfig, SessionService};
 use otpgate_store::SqliteStore;
+use otpgate_test_support::approvals::Approvals;
 use serde_json::Value;
 
 pub const ISSUER: &str = "https://login.example.com";
@@ -31,6 +32,7 @@ pub struct Provider {
     pub clock: ManualClock,
     pub store: SqliteStore,
     pub keys: KeyRing,
+    approvals: Approvals,
     _dir: tempfile::TempDir,
 }
 
@@ -81,7 +83,8 @@ pub async fn provider_with_store(oidc_store: Arc<dyn OidcStore>) -> Provider {
     .validate(Deployment::Production)
     .unwrap();
     let oidc = Arc::new(OidcService::new(settings, sessions.clone(), oidc_store, hasher));
-    Provider { oidc, sessions, clock, store, keys, _dir: dir }
+    let approvals = Approvals::new(Arc::new(store.clone()), Arc::new(store.clone()));
+    Provider { oidc, sessions, clock, store, keys, approvals, _dir: dir }
 }
 
 pub fn phone(n: u32) -> PhoneNumber {
@@ -122,9 +125,14 @@ impl Provider {
     /// The phone sign-in as the page runs it: an approved check (the user is created or found)
     /// and a login session.
     pub async fn sign_in(&self, n: u32) -> (User, ActiveLogin, String) {
-        let issued = self.sessions.issue_for_approved(&phone(n), Channel::Sms).await.unwrap();
-        let (cookie, login) = self.oidc.start_login_session(&issued.user, Channel::Sms).await.unwrap();
-        (issued.user, login, cookie)
+        let issued = self.sessions.issue_for_approved(self.approve(n).await).await.unwrap();
+        let (cookie, login) = self.oidc.start_login_session(&issued).await.unwrap();
+        (issued.into_parts().0, login, cookie)
+    }
+
+    /// An approved check of `phone(n)`'s code, sent by SMS.
+    pub async fn approve(&self, n: u32) -> Approved {
+        self.approvals.approve(&phone(n), Channel::Sms).await
     }
 
     /// An authorization request of `client` (extra parameters may override), answered for

@@ -8,7 +8,6 @@ use otpgate_core::PhoneNumber;
 use serde::Deserialize;
 
 use super::AppState;
-use super::verifications::channel_to_wire;
 use crate::error::ApiError;
 use crate::time_fmt::rfc3339;
 
@@ -46,7 +45,7 @@ pub async fn inbox(State(state): State<AppState>, Query(q): Query<InboxQuery>) -
         .into_iter()
         .map(|m| InboxMessageView {
             to: m.to,
-            channel: channel_to_wire(m.channel),
+            channel: m.channel.into(),
             code: m.code,
             text: m.text,
             sent_at: rfc3339(m.sent_at),

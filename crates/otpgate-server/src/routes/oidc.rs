@@ -467,14 +467,13 @@ async fn login(
         PhoneNumber::parse(&req.phone, s.app.default_region).map_err(|e| ApiError::from(OtpError::InvalidPhone(e)))?;
     // The JSON API's check, exactly: its limits, its tripwire, its lockout.
     let approved = s.app.service.check(&phone, &req.code, client_ip).await?;
-    let issued = s.sessions.issue_for_approved(&phone, approved.channel).await.map_err(OtpError::from)?;
+    let issued = s.sessions.issue_for_approved(approved).await.map_err(OtpError::from)?;
     // The page gets no API session: the one the sign-in started is not handed out.
-    s.sessions.revoke(&issued.session.refresh_token).await.map_err(OtpError::from)?;
+    s.sessions.revoke(&issued.session().refresh_token).await.map_err(OtpError::from)?;
     if let Some(old) = cookie(&headers, s.cookies.login) {
         s.oidc.end_login_session(old).await.map_err(server_error)?;
     }
-    let (login_cookie, login) =
-        s.oidc.start_login_session(&issued.user, approved.channel).await.map_err(server_error)?;
+    let (login_cookie, login) = s.oidc.start_login_session(&issued).await.map_err(server_error)?;
     let location = s.oidc.issue_code(&request, &login).await.map_err(server_error)?;
     let mut response = axum::Json(LoginResponse { status: "approved", redirect_to: location }).into_response();
     response.headers_mut().append(header::SET_COOKIE, s.cookies.set_login(&login_cookie));

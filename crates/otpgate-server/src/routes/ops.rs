@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use otpgate_api::{ProviderReadinessView, ReadinessView};
+use otpgate_api::{ProviderReadinessView, ReadinessStatus, ReadinessView};
 use serde_json::json;
 
 use super::AppState;
@@ -75,5 +75,6 @@ async fn readiness(state: &AppState) -> (StatusCode, ReadinessView) {
     };
     let ready = reasons.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, ReadinessView { status: if ready { "ready" } else { "not_ready" }.into(), reasons, providers })
+    let status_word = if ready { ReadinessStatus::Ready } else { ReadinessStatus::NotReady };
+    (status, ReadinessView { status: status_word, reasons, providers })
 }

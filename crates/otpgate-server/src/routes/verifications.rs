@@ -5,11 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use otpgate_api::{
-    ChannelName, CheckVerificationRequest, CheckVerificationResponse, ErrorBody, SendVerificationRequest, UserView,
-    VerificationResponse,
+    ChannelName, CheckStatus, CheckVerificationRequest, CheckVerificationResponse, ErrorBody, SendVerificationRequest,
+    UserView, VerificationResponse,
 };
 use otpgate_core::clock::ceil_secs;
-use otpgate_core::{Channel, Fingerprint, OtpError, PhoneNumber, SendRequest, VerificationId};
+use otpgate_core::{Fingerprint, OtpError, PhoneNumber, SendRequest, VerificationId};
 
 use super::AppState;
 use crate::client_ip::ClientIp;
@@ -17,22 +17,6 @@ use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::idempotency::{Begin, SEND_SCOPE};
 use crate::time_fmt::rfc3339;
-
-pub fn channel_from_wire(c: ChannelName) -> Channel {
-    match c {
-        ChannelName::Sms => Channel::Sms,
-        ChannelName::Whatsapp => Channel::Whatsapp,
-        ChannelName::Call => Channel::Call,
-    }
-}
-
-pub fn channel_to_wire(c: Channel) -> ChannelName {
-    match c {
-        Channel::Sms => ChannelName::Sms,
-        Channel::Whatsapp => ChannelName::Whatsapp,
-        Channel::Call => ChannelName::Call,
-    }
-}
 
 fn parse_phone(state: &AppState, input: &str) -> Result<PhoneNumber, ApiError> {
     PhoneNumber::parse(input, state.default_region).map_err(|e| ApiError::from(OtpError::InvalidPhone(e)))
@@ -76,7 +60,7 @@ pub async fn send_verification(
     {
         return Err(ApiError::invalid_request("The locale must be a language tag like en or pt-BR.").field("locale"));
     }
-    let channel = channel_from_wire(req.channel.unwrap_or(ChannelName::Sms));
+    let channel = req.channel.unwrap_or(ChannelName::Sms).into();
     let send_req = SendRequest { phone, channel, locale: req.locale, client_ip, bot_token: req.bot_token };
     let idempotency = &state.idempotency;
     let fingerprint = Fingerprint::of(&[
@@ -99,9 +83,9 @@ async fn send(state: &AppState, req: SendRequest) -> Result<(StatusCode, Json<Ve
     let v = &sent.verification;
     let body = VerificationResponse {
         id: v.id.to_string(),
-        status: v.status.as_str().to_owned(),
+        status: v.status.into(),
         phone: phone.masked(),
-        channel: channel_to_wire(v.channel),
+        channel: v.channel.into(),
         expires_at: rfc3339(v.expires_at),
         expires_in: ceil_secs(sent.expires_in),
         resend_in: ceil_secs(sent.resend_in),
@@ -138,7 +122,8 @@ pub async fn check_verification(
     // Approvals per provider and country, beside the sends of each: the conversion of a route.
     // The provider is the tag of the stored reference (`vonage:…`); test numbers and sends
     // from before routes have none.
-    let provider = approved.provider_ref.as_deref().and_then(otpgate_sms::router::sender_of).unwrap_or("unknown");
+    let provider =
+        approved.verification().provider_ref.as_deref().and_then(otpgate_sms::router::sender_of).unwrap_or("unknown");
     metrics::counter!(
         "otpgate_approvals_total",
         "provider" => provider.to_owned(),
@@ -146,13 +131,13 @@ pub async fn check_verification(
     )
     .increment(1);
     let Some(sessions) = &state.sessions else {
-        return Ok(Json(CheckVerificationResponse { status: "approved".into(), user: None, session: None }));
+        return Ok(Json(CheckVerificationResponse { status: CheckStatus::Approved, user: None, session: None }));
     };
-    let issued = sessions.issue_for_approved(&phone, approved.channel).await.map_err(OtpError::from)?;
+    let (user, created, session) = sessions.issue_for_approved(approved).await.map_err(OtpError::from)?.into_parts();
     Ok(Json(CheckVerificationResponse {
-        status: "approved".into(),
-        user: Some(UserView { id: issued.user.id.to_string(), phone: issued.user.phone, created: issued.created }),
-        session: Some(super::sessions::session_view(issued.session)),
+        status: CheckStatus::Approved,
+        user: Some(UserView { id: user.id.to_string(), phone: user.phone, created }),
+        session: Some(super::sessions::session_view(session)),
     }))
 }
 

@@ -16,10 +16,10 @@ use crate::harness::*;
 #[tokio::test]
 async fn issued_access_tokens_verify_against_the_jwks_independently() {
     let h = harness().await;
-    let issued = h.service.issue_for_approved(&phone(1), Channel::Sms).await.unwrap();
-    assert!(issued.created);
-    assert!(issued.user.id.as_str().starts_with("usr_"));
-    let s = &issued.session;
+    let issued = h.service.issue_for_approved(h.approvals.approve(&phone(1), Channel::Sms).await).await.unwrap();
+    assert!(issued.created());
+    assert!(issued.user().id.as_str().starts_with("usr_"));
+    let s = issued.session();
     assert_eq!((s.token_type, s.expires_in, s.refresh_expires_in), ("Bearer", 900, 2_592_000));
     assert!(s.refresh_token.starts_with("rt_") && s.refresh_token.len() == 35);
 
@@ -29,7 +29,7 @@ async fn issued_access_tokens_verify_against_the_jwks_independently() {
     let claims = independent_verify(&s.access_token, &jwks_json(&h)).expect("independent verification");
     assert_eq!(claims["iss"], ISS);
     assert_eq!(claims["aud"], AUD);
-    assert_eq!(claims["sub"], issued.user.id.as_str());
+    assert_eq!(claims["sub"], issued.user().id.as_str());
     assert_eq!(claims["phone_number"], "+14155550001");
     assert_eq!(claims["phone_number_verified"], true);
     assert_eq!(claims["amr"], json!(["sms"]));
@@ -41,14 +41,14 @@ async fn issued_access_tokens_verify_against_the_jwks_independently() {
     // Our own verifier, fed from the same JWKS document a remote service would fetch.
     let keys = VerifyingKeys::from_jwks_json(&jwks_json(&h)).unwrap();
     let ours = verify_access_token(&s.access_token, &keys, ISS, AUD, now_of(&h.clock)).unwrap();
-    assert_eq!(ours.sub, issued.user.id.as_str());
-    assert_eq!(h.service.me(&s.access_token).await.unwrap(), issued.user);
+    assert_eq!(ours.sub, issued.user().id.as_str());
+    assert_eq!(&h.service.me(&s.access_token).await.unwrap(), issued.user());
 
     // Same phone again: the same user, not created.
-    let again = h.service.issue_for_approved(&phone(1), Channel::Whatsapp).await.unwrap();
-    assert!(!again.created);
-    assert_eq!(again.user, issued.user);
-    assert_eq!(independent_verify(&again.session.access_token, &jwks_json(&h)).unwrap()["amr"], json!(["whatsapp"]));
+    let again = h.service.issue_for_approved(h.approvals.approve(&phone(1), Channel::Whatsapp).await).await.unwrap();
+    assert!(!again.created());
+    assert_eq!(again.user(), issued.user());
+    assert_eq!(independent_verify(&again.session().access_token, &jwks_json(&h)).unwrap()["amr"], json!(["whatsapp"]));
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use otpgate_core::{Channel, Clock, CodeHasher, ManualClock, PhoneNumber};
 use otpgate_session::{KeyRing, Session, SessionConfig, SessionService};
 use otpgate_store::SqliteStore;
+use otpgate_test_support::approvals::Approvals;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -21,6 +22,8 @@ pub struct Harness {
     pub store: SqliteStore,
     pub clock: ManualClock,
     pub keys: KeyRing,
+    /// Approvals through a real send and check over the same store (`Approved` has no other way in).
+    pub approvals: Arc<Approvals>,
     pub dir: tempfile::TempDir,
 }
 
@@ -44,7 +47,8 @@ pub async fn harness_with(config: SessionConfig) -> Harness {
         Arc::new(clock.clone()),
         config,
     ));
-    Harness { service, store, clock, keys, dir }
+    let approvals = Arc::new(Approvals::new(Arc::new(store.clone()), Arc::new(store.clone())));
+    Harness { service, store, clock, keys, approvals, dir }
 }
 
 pub fn phone(n: u32) -> PhoneNumber {
@@ -97,8 +101,9 @@ pub fn hs256(header: &Value, claims: &Value, secret: &[u8]) -> String {
 }
 
 pub async fn sign_in(h: &Harness, n: u32) -> (otpgate_core::User, Session) {
-    let issued = h.service.issue_for_approved(&phone(n), Channel::Sms).await.unwrap();
-    (issued.user, issued.session)
+    let approved = h.approvals.approve(&phone(n), Channel::Sms).await;
+    let (user, _, session) = h.service.issue_for_approved(approved).await.unwrap().into_parts();
+    (user, session)
 }
 
 /// Signs arbitrary JSON claims with the ring's current key, read from its key file and used

@@ -55,7 +55,8 @@ async fn instances_sharing_a_store_serve_one_jwks_and_accept_each_others_tokens(
     assert_ne!(a_kid, b_kid, "two key files");
 
     let (user, from_a) = sign_in(&h, 20).await;
-    let from_b = other.issue_for_approved(&phone(20), Channel::Sms).await.unwrap().session;
+    let from_b =
+        other.issue_for_approved(h.approvals.approve(&phone(20), Channel::Sms).await).await.unwrap().into_parts().2;
     // Each instance accepts the other's token (A learns B's key on the unknown kid).
     assert_eq!(other.me(&from_a.access_token).await.unwrap(), user);
     assert_eq!(h.service.me(&from_b.access_token).await.unwrap(), user);
@@ -84,7 +85,8 @@ async fn a_key_published_without_the_hmac_key_is_ignored() {
     let h = harness().await;
     let forger = sibling(&h, KeyRing::generate().unwrap(), [6u8; 32]);
     forger.publish_keys().await.unwrap();
-    let forged = forger.issue_for_approved(&phone(21), Channel::Sms).await.unwrap().session;
+    let forged =
+        forger.issue_for_approved(h.approvals.approve(&phone(21), Channel::Sms).await).await.unwrap().into_parts().2;
     let forged_kid = forger.verifying_keys().kids().next().unwrap().to_owned();
     assert!(h.service.current_jwks().await.find(&forged_kid).is_none());
     assert!(matches!(h.service.me(&forged.access_token).await, Err(SessionError::Unauthorized)));

@@ -31,9 +31,9 @@ async fn deleting_me_erases_the_user_and_stops_their_tokens_at_once() {
     assert!(matches!(h.service.refresh(&s.refresh_token).await, Err(SessionError::Unauthorized)));
     assert_eq!(h.store.resend_wait(&p, h.clock.now()).await.unwrap(), None, "pending verification erased");
 
-    let again = h.service.issue_for_approved(&p, Channel::Sms).await.unwrap();
-    assert!(again.created, "a new sign-up");
-    assert_ne!(again.user.id, user.id);
+    let again = h.service.issue_for_approved(h.approvals.approve(&p, Channel::Sms).await).await.unwrap();
+    assert!(again.created(), "a new sign-up");
+    assert_ne!(again.user().id, user.id);
     assert!(matches!(h.service.me(&s.access_token).await, Err(SessionError::Unauthorized)), "old id stays dead");
 }
 

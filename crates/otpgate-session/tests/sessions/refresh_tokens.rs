@@ -38,8 +38,8 @@ async fn refresh_rotates_and_reuse_revokes_the_chain() {
 #[tokio::test]
 async fn refresh_keeps_the_sign_in_channel_and_expires() {
     let h = harness().await;
-    let issued = h.service.issue_for_approved(&phone(5), Channel::Call).await.unwrap();
-    let next = h.service.refresh(&issued.session.refresh_token).await.unwrap();
+    let issued = h.service.issue_for_approved(h.approvals.approve(&phone(5), Channel::Call).await).await.unwrap();
+    let next = h.service.refresh(&issued.session().refresh_token).await.unwrap();
     assert_eq!(independent_verify(&next.access_token, &jwks_json(&h)).unwrap()["amr"], json!(["call"]));
     h.clock.advance(Duration::from_secs(30 * 86_400));
     assert!(matches!(h.service.refresh(&next.refresh_token).await, Err(SessionError::Unauthorized)));

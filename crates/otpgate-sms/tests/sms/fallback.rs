@@ -141,8 +141,8 @@ async fn undeliverable_whatsapp_goes_out_by_sms_with_the_same_single_code() {
     let other = if sms_code == "000000" { "000001" } else { "000000" };
     assert!(matches!(service.check(&phone, other, None).await, Err(OtpError::InvalidCode { .. })));
     let approved = service.check(&phone, &sms_code, None).await.unwrap();
-    assert_eq!(approved.provider_ref.as_deref(), Some("twilio:SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
-    assert_eq!(router::sender_of(approved.provider_ref.as_deref().unwrap()), Some("twilio"));
+    assert_eq!(approved.verification().provider_ref.as_deref(), Some("twilio:SMaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    assert_eq!(router::sender_of(approved.verification().provider_ref.as_deref().unwrap()), Some("twilio"));
     assert!(matches!(service.check(&phone, &sms_code, None).await, Err(OtpError::VerificationNotFound)));
 }
 

@@ -20,107 +20,24 @@
 //! screen); `prompt=select_account` asks for the phone again, like `login`; a `login_hint` that is
 //! not a phone number in E.164 is ignored, and one that differs from the signed-in phone asks for
 //! the phone again instead of signing in someone else silently.
+//!
+//! `errors`: the two ways of refusing a request.
 
 use std::time::Duration;
 
 use otpgate_core::session::User;
 use otpgate_core::{Channel, PhoneNumber, Timestamp};
 
-use crate::config::{Client, OidcSettings};
+use crate::config::OidcSettings;
 use crate::params::{ParamError, Params};
 use crate::pkce::CodeChallenge;
 use crate::scope::Scope;
 
-/// Error codes of RFC 6749 §4.1.2.1 and OpenID Connect Core §3.1.2.6 that otpgate answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthorizeErrorCode {
-    InvalidRequest,
-    UnsupportedResponseType,
-    InvalidScope,
-    ServerError,
-    TemporarilyUnavailable,
-    LoginRequired,
-    AccessDenied,
-    RequestNotSupported,
-    RequestUriNotSupported,
-    RegistrationNotSupported,
-}
+mod errors;
 
-impl AuthorizeErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthorizeErrorCode::InvalidRequest => "invalid_request",
-            AuthorizeErrorCode::UnsupportedResponseType => "unsupported_response_type",
-            AuthorizeErrorCode::InvalidScope => "invalid_scope",
-            AuthorizeErrorCode::ServerError => "server_error",
-            AuthorizeErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-            AuthorizeErrorCode::LoginRequired => "login_required",
-            AuthorizeErrorCode::AccessDenied => "access_denied",
-            AuthorizeErrorCode::RequestNotSupported => "request_not_supported",
-            AuthorizeErrorCode::RequestUriNotSupported => "request_uri_not_supported",
-            AuthorizeErrorCode::RegistrationNotSupported => "registration_not_supported",
-        }
-    }
-}
-
-/// Why a request is refused on otpgate's page (never redirected).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PageError {
-    #[error("the request names no client (client_id is missing)")]
-    MissingClientId,
-    #[error("the client is not registered")]
-    UnknownClient,
-    #[error("the request has no redirect_uri")]
-    MissingRedirectUri,
-    #[error("the redirect_uri is not registered for this client")]
-    UnregisteredRedirectUri,
-    #[error("parameter `{0}` is repeated or too long")]
-    BadParameter(&'static str),
-}
-
-impl PageError {
-    /// A stable name for logs and metrics.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            PageError::MissingClientId => "missing_client_id",
-            PageError::UnknownClient => "unknown_client",
-            PageError::MissingRedirectUri => "missing_redirect_uri",
-            PageError::UnregisteredRedirectUri => "unregistered_redirect_uri",
-            PageError::BadParameter(_) => "bad_parameter",
-        }
-    }
-}
-
-/// An error to send back to the client's (registered) redirect URI.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectError {
-    redirect_uri: String,
-    pub error: AuthorizeErrorCode,
-    pub description: String,
-    state: Option<String>,
-    issuer: String,
-}
-
-impl RedirectError {
-    /// The `Location` to redirect to: the redirect URI with `error`, `error_description`, `state`
-    /// (exactly as received) and `iss` (RFC 9207) added to its query.
-    pub fn location(&self) -> String {
-        let mut params = vec![("error", self.error.as_str()), ("error_description", self.description.as_str())];
-        if let Some(state) = &self.state {
-            params.push(("state", state));
-        }
-        params.push(("iss", &self.issuer));
-        with_query(&self.redirect_uri, &params)
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthorizeError {
-    #[error("shown on the page: {0}")]
-    Page(PageError),
-    #[error("redirected: {}", .0.error.as_str())]
-    Redirect(RedirectError),
-}
+use errors::Refusal;
+pub(crate) use errors::with_query;
+pub use errors::{AuthorizeError, AuthorizeErrorCode, PageError, RedirectError};
 
 /// `prompt` (Core §3.1.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -150,12 +67,30 @@ pub struct AuthorizationRequest {
     issuer: String,
 }
 
-/// The browser's login session, as `OidcService::login_session` finds it.
+/// The browser's login session, as `OidcService::login_session` finds it. Codes are issued for
+/// its user, so only this crate builds one: from a live login session, or when one starts after
+/// an approval (`OidcService::start_login_session`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActiveLogin {
-    pub user: User,
-    pub channel: Channel,
-    pub auth_time: Timestamp,
+    pub(crate) user: User,
+    pub(crate) channel: Channel,
+    pub(crate) auth_time: Timestamp,
+}
+
+impl ActiveLogin {
+    pub fn user(&self) -> &User {
+        &self.user
+    }
+
+    /// The channel the phone was verified over.
+    pub fn channel(&self) -> Channel {
+        self.channel
+    }
+
+    /// When the phone was verified.
+    pub fn auth_time(&self) -> Timestamp {
+        self.auth_time
+    }
 }
 
 /// What to do with a valid request.
@@ -366,44 +301,6 @@ impl AuthorizationRequest {
         params.push(("iss", &self.issuer));
         with_query(&self.redirect_uri, &params)
     }
-}
-
-/// Builds redirect errors once the redirect URI is checked.
-struct Refusal<'a> {
-    client: &'a Client,
-    redirect_uri: &'a str,
-    state: Option<&'a str>,
-    issuer: &'a str,
-}
-
-impl Refusal<'_> {
-    fn with(&self, error: AuthorizeErrorCode, description: &str) -> AuthorizeError {
-        debug_assert!(self.client.has_redirect_uri(self.redirect_uri));
-        AuthorizeError::Redirect(RedirectError {
-            redirect_uri: self.redirect_uri.to_owned(),
-            error,
-            description: description.to_owned(),
-            state: self.state.map(str::to_owned),
-            issuer: self.issuer.to_owned(),
-        })
-    }
-
-    fn invalid_request(&self, description: &str) -> AuthorizeError {
-        self.with(AuthorizeErrorCode::InvalidRequest, description)
-    }
-}
-
-/// `uri` (a registered, canonical redirect URI) with `params` appended to its query; a query it
-/// already has is kept (RFC 6749 §3.1.2).
-pub(crate) fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let mut url = url::Url::parse(uri).expect("registered redirect URIs are validated URLs");
-    {
-        let mut query = url.query_pairs_mut();
-        for (name, value) in params {
-            query.append_pair(name, value);
-        }
-    }
-    url.into()
 }
 
 #[cfg(test)]

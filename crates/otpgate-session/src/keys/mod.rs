@@ -26,24 +26,22 @@
 //! sharing a durable store publish their public keys there before signing with them, and serve
 //! and accept every published key: they verify each other's tokens whatever key files they
 //! have, and in whatever order they load a rotated one.
+//!
+//! `ed25519` and `rsa`: the two kinds of signing key; `file`: the key file.
 
-use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::PathBuf;
 
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, OctetKeyPairParameters,
-    OctetKeyPairType, PublicKeyUse, RSAKeyParameters, RSAKeyType, ThumbprintHash,
-};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::jwk::JwkSet;
+use serde::Serialize;
 
 use crate::verify::{AccessClaims, VerifyingKeys};
+
+mod ed25519;
+mod file;
+mod rsa;
+
+pub use ed25519::{SigningKey, public_jwk};
+pub use rsa::{RsaSigningKey, rsa_jwk, rsa_public_components};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -60,256 +58,6 @@ pub enum KeyError {
     NoRsaKey,
 }
 
-/// One Ed25519 key pair with its key id (the RFC 7638 thumbprint of its public JWK).
-#[derive(Clone)]
-pub struct SigningKey {
-    kid: String,
-    created_at: u64,
-    pkcs8: Vec<u8>,
-    public: [u8; 32],
-    encoding: EncodingKey,
-}
-
-impl SigningKey {
-    pub fn generate() -> Result<Self, KeyError> {
-        // The RNG argument is ignored by aws-lc-rs (it always uses its own CSPRNG).
-        let pkcs8 =
-            Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).map_err(|_| KeyError::Generate)?;
-        let created_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        Self::from_pkcs8(pkcs8.as_ref(), None, created_at)
-    }
-
-    /// From a PKCS#8 DER Ed25519 private key; `kid` defaults to the key's thumbprint.
-    pub fn from_pkcs8(der: &[u8], kid: Option<String>, created_at: u64) -> Result<Self, KeyError> {
-        let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|e| KeyError::Invalid(format!("Ed25519 key: {e}")))?;
-        let public: [u8; 32] = pair
-            .public_key()
-            .as_ref()
-            .try_into()
-            .map_err(|_| KeyError::Invalid("Ed25519 public key is not 32 bytes".into()))?;
-        let mut key = SigningKey {
-            kid: String::new(),
-            created_at,
-            pkcs8: der.to_vec(),
-            public,
-            encoding: EncodingKey::from_ed_der(der),
-        };
-        key.kid = match kid {
-            Some(kid) if !kid.is_empty() => kid,
-            _ => key.jwk().thumbprint(ThumbprintHash::SHA256).map_err(|e| KeyError::Invalid(e.to_string()))?,
-        };
-        Ok(key)
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// Unix seconds.
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
-
-    pub fn public_key(&self) -> &[u8; 32] {
-        &self.public
-    }
-
-    /// The public half as a JWK (`kty: OKP`, `crv: Ed25519`, `alg: EdDSA`, `use: sig`).
-    pub fn jwk(&self) -> Jwk {
-        public_jwk(&self.kid, &self.public)
-    }
-
-    fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| KeyError::Sign(e.to_string()))
-    }
-
-    fn to_file(&self) -> KeyFileEntry {
-        KeyFileEntry {
-            kid: self.kid.clone(),
-            created_at: self.created_at,
-            private_key: URL_SAFE_NO_PAD.encode(&self.pkcs8),
-        }
-    }
-
-    fn from_file(entry: &KeyFileEntry) -> Result<Self, KeyError> {
-        let der = URL_SAFE_NO_PAD
-            .decode(entry.private_key.trim_end_matches('='))
-            .map_err(|_| KeyError::Invalid("private_key is not base64url".into()))?;
-        Self::from_pkcs8(&der, Some(entry.kid.clone()), entry.created_at)
-    }
-}
-
-/// An Ed25519 public key as a JWK (`kty: OKP`, `crv: Ed25519`, `alg: EdDSA`, `use: sig`).
-pub fn public_jwk(kid: &str, public: &[u8; 32]) -> Jwk {
-    Jwk {
-        common: CommonParameters {
-            public_key_use: Some(PublicKeyUse::Signature),
-            key_algorithm: Some(KeyAlgorithm::EdDSA),
-            key_id: (!kid.is_empty()).then(|| kid.to_owned()),
-            ..CommonParameters::default()
-        },
-        algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-            key_type: OctetKeyPairType::OctetKeyPair,
-            curve: EllipticCurve::Ed25519,
-            x: URL_SAFE_NO_PAD.encode(public),
-        }),
-    }
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).field("private_key", &"<redacted>").finish()
-    }
-}
-
-/// Smallest RSA modulus we sign with or accept in a key file: 2048 bits (RFC 7518 §3.3).
-const MIN_RSA_MODULUS_BYTES: usize = 256;
-
-/// One RSA key pair for RS256 (OpenID Connect's ID and access tokens), with its key id (the
-/// RFC 7638 thumbprint of its public JWK).
-///
-/// It signs with aws-lc-rs directly: jsonwebtoken's RSA signer takes only PKCS#1 DER (which
-/// aws-lc-rs cannot write, so the key file would need a hand-written DER converter) and parses the
-/// key again for every token. The JWS is the compact form of RFC 7515 §7.1 over jsonwebtoken's
-/// `Header`; the tests verify every token with jsonwebtoken against the published JWK.
-#[derive(Clone)]
-pub struct RsaSigningKey {
-    kid: String,
-    created_at: u64,
-    pkcs8: Vec<u8>,
-    pair: aws_lc_rs::rsa::KeyPair,
-    /// PKCS#1 `RSAPublicKey` DER: what instances publish in the store.
-    public_der: Vec<u8>,
-    n: Vec<u8>,
-    e: Vec<u8>,
-}
-
-impl RsaSigningKey {
-    /// A fresh 2048-bit key (a few hundred milliseconds).
-    pub fn generate() -> Result<Self, KeyError> {
-        let pair =
-            aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).map_err(|_| KeyError::Generate)?;
-        let pkcs8 = pair.as_der().map_err(|_| KeyError::Generate)?;
-        let created_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        Self::from_pkcs8(pkcs8.as_ref(), None, created_at)
-    }
-
-    /// From a PKCS#8 DER RSA private key of at least 2048 bits; `kid` defaults to the thumbprint.
-    pub fn from_pkcs8(der: &[u8], kid: Option<String>, created_at: u64) -> Result<Self, KeyError> {
-        let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|e| KeyError::Invalid(format!("RSA key: {e}")))?;
-        if pair.public_modulus_len() < MIN_RSA_MODULUS_BYTES {
-            return Err(KeyError::Invalid("RSA key: shorter than 2048 bits".into()));
-        }
-        let public = pair.public_key();
-        let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(public);
-        let mut key = RsaSigningKey {
-            kid: String::new(),
-            created_at,
-            pkcs8: der.to_vec(),
-            public_der: public.as_ref().to_vec(),
-            n: components.n,
-            e: components.e,
-            pair,
-        };
-        key.kid = match kid {
-            Some(kid) if !kid.is_empty() => kid,
-            _ => key.jwk().thumbprint(ThumbprintHash::SHA256).map_err(|e| KeyError::Invalid(e.to_string()))?,
-        };
-        Ok(key)
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
-
-    /// Unix seconds.
-    pub fn created_at(&self) -> u64 {
-        self.created_at
-    }
-
-    /// The public key as PKCS#1 `RSAPublicKey` DER.
-    pub fn public_der(&self) -> &[u8] {
-        &self.public_der
-    }
-
-    /// The public half as a JWK (`kty: RSA`, `alg: RS256`, `use: sig`).
-    pub fn jwk(&self) -> Jwk {
-        rsa_jwk(&self.kid, &self.n, &self.e)
-    }
-
-    pub fn decoding_key(&self) -> DecodingKey {
-        DecodingKey::from_rsa_raw_components(&self.n, &self.e)
-    }
-
-    /// A compact JWS (RS256) of `claims`; the header carries `typ` and this key's `kid`.
-    pub fn sign<T: Serialize>(&self, typ: &str, claims: &T) -> Result<String, KeyError> {
-        let mut header = Header::new(Algorithm::RS256);
-        header.typ = Some(typ.to_owned());
-        header.kid = Some(self.kid.clone());
-        let header = serde_json::to_vec(&header).map_err(|e| KeyError::Sign(e.to_string()))?;
-        let claims = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
-        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
-        let mut signature = vec![0; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                signing_input.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| KeyError::Sign("RSA signing failed".into()))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
-    }
-
-    fn to_file(&self) -> KeyFileEntry {
-        KeyFileEntry {
-            kid: self.kid.clone(),
-            created_at: self.created_at,
-            private_key: URL_SAFE_NO_PAD.encode(&self.pkcs8),
-        }
-    }
-
-    fn from_file(entry: &KeyFileEntry) -> Result<Self, KeyError> {
-        let der = URL_SAFE_NO_PAD
-            .decode(entry.private_key.trim_end_matches('='))
-            .map_err(|_| KeyError::Invalid("private_key is not base64url".into()))?;
-        Self::from_pkcs8(&der, Some(entry.kid.clone()), entry.created_at)
-    }
-}
-
-impl fmt::Debug for RsaSigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RsaSigningKey").field("kid", &self.kid).field("private_key", &"<redacted>").finish()
-    }
-}
-
-/// An RSA public key as a JWK (`kty: RSA`, `alg: RS256`, `use: sig`) from its modulus and exponent.
-pub fn rsa_jwk(kid: &str, n: &[u8], e: &[u8]) -> Jwk {
-    Jwk {
-        common: CommonParameters {
-            public_key_use: Some(PublicKeyUse::Signature),
-            key_algorithm: Some(KeyAlgorithm::RS256),
-            key_id: (!kid.is_empty()).then(|| kid.to_owned()),
-            ..CommonParameters::default()
-        },
-        algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
-            key_type: RSAKeyType::RSA,
-            n: URL_SAFE_NO_PAD.encode(n),
-            e: URL_SAFE_NO_PAD.encode(e),
-        }),
-    }
-}
-
-/// Modulus and exponent of a PKCS#1 `RSAPublicKey` DER (as published in the store), if it is an
-/// RSA key of at least 2048 bits.
-pub fn rsa_public_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let public = aws_lc_rs::rsa::PublicKey::from_der(der).ok()?;
-    let components = aws_lc_rs::rsa::PublicKeyComponents::<Vec<u8>>::from(&public);
-    (components.n.len() >= MIN_RSA_MODULUS_BYTES).then_some((components.n, components.e))
-}
-
 /// The current key (signs) and the previous one (verifies only, until it is rotated out); the
 /// same for the optional RSA key.
 #[derive(Clone, Debug)]
@@ -318,26 +66,6 @@ pub struct KeyRing {
     previous: Option<SigningKey>,
     rsa_current: Option<RsaSigningKey>,
     rsa_previous: Option<RsaSigningKey>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFile {
-    version: u32,
-    current: KeyFileEntry,
-    previous: Option<KeyFileEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    rsa_current: Option<KeyFileEntry>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    rsa_previous: Option<KeyFileEntry>,
-}
-
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyFileEntry {
-    kid: String,
-    created_at: u64,
-    private_key: String,
 }
 
 impl KeyRing {
@@ -416,7 +144,7 @@ impl KeyRing {
     pub fn verifying_keys(&self) -> VerifyingKeys {
         let mut keys = VerifyingKeys::default();
         for key in self.keys() {
-            keys.insert_ed25519(key.kid.clone(), &key.public);
+            keys.insert_ed25519(key.kid().to_owned(), key.public_key());
         }
         keys
     }
@@ -429,152 +157,15 @@ impl KeyRing {
     fn keys(&self) -> impl Iterator<Item = &SigningKey> {
         std::iter::once(&self.current).chain(self.previous.as_ref())
     }
-
-    /// Parses the key file format (also usable for a key ring held in a secret).
-    pub fn from_json(json: &str) -> Result<Self, KeyError> {
-        let file: KeyFile = serde_json::from_str(json).map_err(|e| KeyError::Invalid(e.to_string()))?;
-        if file.version != 1 {
-            return Err(KeyError::Invalid(format!("unsupported version {}", file.version)));
-        }
-        let current = SigningKey::from_file(&file.current)?;
-        let previous = file.previous.as_ref().map(SigningKey::from_file).transpose()?;
-        let rsa_current = file.rsa_current.as_ref().map(RsaSigningKey::from_file).transpose()?;
-        let rsa_previous = file.rsa_previous.as_ref().map(RsaSigningKey::from_file).transpose()?;
-        if rsa_previous.is_some() && rsa_current.is_none() {
-            return Err(KeyError::Invalid("rsa_previous without rsa_current".into()));
-        }
-        let kids: Vec<&str> = [Some(current.kid()), previous.as_ref().map(SigningKey::kid)]
-            .into_iter()
-            .chain([rsa_current.as_ref().map(RsaSigningKey::kid), rsa_previous.as_ref().map(RsaSigningKey::kid)])
-            .flatten()
-            .collect();
-        if kids.iter().enumerate().any(|(i, kid)| kids[..i].contains(kid)) {
-            return Err(KeyError::Invalid("two keys have the same kid".into()));
-        }
-        Ok(KeyRing { current, previous, rsa_current, rsa_previous })
-    }
-
-    /// The key file format. It holds private keys: treat the string as a secret.
-    pub fn to_json(&self) -> String {
-        let file = KeyFile {
-            version: 1,
-            current: self.current.to_file(),
-            previous: self.previous.as_ref().map(SigningKey::to_file),
-            rsa_current: self.rsa_current.as_ref().map(RsaSigningKey::to_file),
-            rsa_previous: self.rsa_previous.as_ref().map(RsaSigningKey::to_file),
-        };
-        serde_json::to_string_pretty(&file).expect("a key file always serialises")
-    }
-
-    pub fn load(path: &Path) -> Result<Self, KeyError> {
-        let io = |source| KeyError::Io { path: path.to_owned(), source };
-        let json = std::fs::read_to_string(path).map_err(io)?;
-        warn_if_readable_by_others(path);
-        Self::from_json(&json)
-    }
-
-    /// Writes the ring to `path` atomically (a temporary file in the same directory, renamed over
-    /// the old one), readable by the owner only. Creates missing parent directories.
-    pub fn save(&self, path: &Path) -> Result<(), KeyError> {
-        let io = |source| KeyError::Io { path: path.to_owned(), source };
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let name = path.file_name().ok_or_else(|| io(std::io::Error::other("not a file path")))?;
-        let tmp = dir.join(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id()));
-        // A leftover from a crash could carry looser permissions: never reuse it.
-        let _ = std::fs::remove_file(&tmp);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = (|| {
-            let mut file = options.open(&tmp)?;
-            file.write_all(self.to_json().as_bytes())?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(io)
-    }
-
-    /// Development: loads the ring at `path`, or generates and saves one if there is no file.
-    /// Answers whether it generated.
-    pub fn load_or_generate(path: &Path) -> Result<(Self, bool), KeyError> {
-        match std::fs::metadata(path) {
-            Ok(_) => Ok((Self::load(path)?, false)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let ring = Self::generate()?;
-                ring.save(path)?;
-                tracing::info!(path = %path.display(), kid = ring.current.kid(), "generated a new signing key");
-                Ok((ring, true))
-            }
-            Err(source) => Err(KeyError::Io { path: path.to_owned(), source }),
-        }
-    }
-
-    /// Development with OpenID Connect: as `load_or_generate`, and adds an RSA key to a ring
-    /// without one (saving the file). Answers whether the file was written.
-    pub fn load_or_generate_with_rsa(path: &Path) -> Result<(Self, bool), KeyError> {
-        let (ring, generated) = Self::load_or_generate(path)?;
-        let (ring, added) = Self::with_rsa_saved(ring, path)?;
-        Ok((ring, generated || added))
-    }
-
-    /// Adds an RSA key to the ring at `path` if it has none (an operator's step before switching
-    /// OpenID Connect on in production; the Ed25519 keys are kept as they are). Answers the ring
-    /// and whether it added the key.
-    pub fn add_rsa_to_file(path: &Path) -> Result<(Self, bool), KeyError> {
-        Self::with_rsa_saved(Self::load(path)?, path)
-    }
-
-    fn with_rsa_saved(mut ring: Self, path: &Path) -> Result<(Self, bool), KeyError> {
-        let added = ring.add_rsa()?;
-        if added {
-            ring.save(path)?;
-            let kid = ring.rsa_current().map(RsaSigningKey::kid).unwrap_or_default();
-            tracing::info!(path = %path.display(), kid, "added an RSA signing key (RS256, OpenID Connect)");
-        }
-        Ok((ring, added))
-    }
-
-    /// `otpgate keys rotate`: loads the ring at `path`, rotates it (the RSA key too, if it has
-    /// one) and saves it back.
-    pub fn rotate_file(path: &Path) -> Result<Self, KeyError> {
-        let mut ring = Self::load(path)?;
-        ring.rotate()?;
-        ring.save(path)?;
-        Ok(ring)
-    }
-
-    /// `otpgate keys rotate` with OpenID Connect configured: as `rotate_file`, and a ring without
-    /// an RSA key gets one (so rotating is also how a production key file gains it).
-    pub fn rotate_file_with_rsa(path: &Path) -> Result<Self, KeyError> {
-        let mut ring = Self::load(path)?;
-        ring.rotate()?;
-        ring.add_rsa()?;
-        ring.save(path)?;
-        Ok(ring)
-    }
-}
-
-fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            tracing::warn!(path = %path.display(), "the signing key file is readable by other users; chmod 600 it");
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::jwk::ThumbprintHash;
+    use jsonwebtoken::{Algorithm, DecodingKey};
+
     use super::*;
 
     #[test]

@@ -8,6 +8,12 @@
 /** Delivery channel of a code. */
 export type ChannelName = "sms" | "whatsapp" | "call";
 
+/** Where a verification stands. */
+export type VerificationStatusName = "pending" | "approved" | "canceled" | "dead" | "expired";
+
+/** What a successful check says: always `approved` (every other outcome is an error). */
+export type CheckStatus = "approved";
+
 /** `POST /v1/verifications` body. */
 export interface SendVerificationRequest {
   /** E.164 preferred (`+14155550100`); national formats only with a server `default_region`. */
@@ -24,7 +30,7 @@ export interface SendVerificationRequest {
 export interface VerificationResponse {
   id: string;
   /** `pending` for a verification waiting for its code. */
-  status: string;
+  status: VerificationStatusName;
   /** Masked: `+1******0100`. */
   phone: string;
   channel: ChannelName;
@@ -68,7 +74,7 @@ export interface SessionView {
 /** `POST /v1/verifications/check` answer. `user` and `session` are absent when the server has sessions off. */
 export interface CheckVerificationResponse {
   /** `approved`. */
-  status: string;
+  status: CheckStatus;
   user?: UserView | null;
   session?: SessionView | null;
 }

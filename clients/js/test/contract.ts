@@ -37,6 +37,8 @@ type Result<M extends keyof otpgate.OtpgateClient> = otpgate.OtpgateClient[M] ex
 // The schemas, one by one (so a field added to a nested one is seen too).
 export type Schemas_ = [
   Assert<Same<otpgate.ChannelName, Schemas["ChannelName"]>>,
+  Assert<Same<otpgate.VerificationStatusName, Schemas["VerificationStatusName"]>>,
+  Assert<Same<otpgate.CheckStatus, Schemas["CheckStatus"]>>,
   Assert<Same<otpgate.SendVerificationRequest, Schemas["SendVerificationRequest"]>>,
   Assert<Same<otpgate.VerificationResponse, Schemas["VerificationResponse"]>>,
   Assert<Same<otpgate.CheckVerificationRequest, Schemas["CheckVerificationRequest"]>>,

@@ -360,7 +360,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(sessions::me, sessions::delete_me))
         .routes(routes!(sessions::jwks))
         .routes(routes!(crate::routes::sms::status_callback))
-        .routes(routes!(receipts::receipt))
+        .routes(routes!(receipts::receipt, receipts::receipt_in_query))
 }
 
 /// The admin listener's routes: metrics and readiness with its reasons, for Prometheus and the

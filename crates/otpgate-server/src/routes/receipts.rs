@@ -78,11 +78,12 @@ impl Receipts {
     }
 }
 
-/// A delivery receipt from the named provider (Vonage: query, form or JSON; Sinch and the
+/// A delivery receipt from the named provider, in a body (Vonage: form or JSON; Sinch and the
 /// webhook: JSON; Twilio: form).
 #[utoipa::path(
-    method(get, post),
+    post,
     path = "/v1/providers/{name}/receipts",
+    operation_id = "provider_receipt_post",
     tag = "providers",
     params(("name" = String, Path, description = "The provider's name in `[providers.NAME]`")),
     request_body(content_type = "application/json", description = "The vendor's delivery receipt, as the vendor sends it"),
@@ -164,6 +165,30 @@ pub async fn receipt(
         count(provider, &r);
     }
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A delivery receipt from the named provider in the query string (Vonage's `GET` callbacks):
+/// the same handling as a posted one, with no body.
+#[utoipa::path(
+    get,
+    path = "/v1/providers/{name}/receipts",
+    operation_id = "provider_receipt_get",
+    tag = "providers",
+    params(("name" = String, Path, description = "The provider's name in `[providers.NAME]`")),
+    responses(
+        (status = 204, description = "Accepted (and counted)"),
+        (status = 400, description = "invalid_request: not a delivery receipt this provider sends", body = ErrorBody),
+        (status = 401, description = "unauthorized: missing or wrong signature", body = ErrorBody),
+        (status = 404, description = "No provider of this name takes receipts", body = ErrorBody),
+    )
+)]
+pub async fn receipt_in_query(
+    state: State<AppState>,
+    name: Path<String>,
+    query: RawQuery,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    receipt(state, name, query, headers, Bytes::new()).await
 }
 
 /// Counts and logs one believed receipt (never the number: its country only).

@@ -93,6 +93,11 @@ pub trait Verifications: Send + Sync + 'static {
     /// Records the provider's handle for a verification (after a successful send).
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError>;
 
+    /// Records the channel the code actually went out on, when a channel fallback (WhatsApp
+    /// undeliverable -> SMS) used another than `issue` stored: the approval, and so the
+    /// session's `amr`, then names the channel the user really received the code on.
+    async fn set_channel(&self, id: &VerificationId, channel: crate::Channel) -> Result<(), StoreError>;
+
     /// Undoes `issue` after the provider failed: a created verification is deleted, a resent one
     /// gets its previous code back (only if nothing else changed it in between).
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError>;

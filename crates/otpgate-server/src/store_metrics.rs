@@ -16,9 +16,9 @@ use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
-    AttemptOutcome, CheckOutcome, CodeDigest, Counters, IssueOutcome, Limits, PhoneNumber, Policy, ProviderHeldCodes,
-    RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId, VerificationStatus,
-    VerificationStore, Verifications,
+    AttemptOutcome, Channel, CheckOutcome, CodeDigest, Counters, IssueOutcome, Limits, PhoneNumber, Policy,
+    ProviderHeldCodes, RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId,
+    VerificationStatus, VerificationStore, Verifications,
 };
 
 use crate::stores::Stores;
@@ -59,6 +59,10 @@ impl Verifications for TimedVerificationStore {
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
         timed("set_provider_ref", self.0.set_provider_ref(id, provider_ref)).await
+    }
+
+    async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
+        timed("set_channel", self.0.set_channel(id, channel)).await
     }
 
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError> {
@@ -195,6 +199,10 @@ mod tests {
             self.hit("set_provider_ref");
             Ok(())
         }
+        async fn set_channel(&self, _: &VerificationId, _: Channel) -> Result<(), StoreError> {
+            self.hit("set_channel");
+            Ok(())
+        }
         async fn revert_issue(&self, _: &IssueOutcome) -> Result<(), StoreError> {
             self.hit("revert_issue");
             Ok(())
@@ -308,6 +316,7 @@ mod tests {
         store.resend_wait(&phone, now).await.unwrap();
         let outcome = store.issue(new, now, &Policy::default()).await.unwrap();
         store.set_provider_ref(&id, "r").await.unwrap();
+        store.set_channel(&id, Channel::Sms).await.unwrap();
         store.revert_issue(&outcome).await.unwrap();
         store.check(&phone, &digest, now).await.unwrap();
         store.cancel(&id, now).await.unwrap();
@@ -332,6 +341,7 @@ mod tests {
                 "resend_wait",
                 "issue",
                 "set_provider_ref",
+                "set_channel",
                 "revert_issue",
                 "check",
                 "cancel",

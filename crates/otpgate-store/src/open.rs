@@ -28,7 +28,7 @@ use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
 use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
 use otpgate_core::store::{Denied, NewCode, StoredValue};
 use otpgate_core::{
-    AttemptOutcome, CheckOutcome, CodeDigest, Counters, HotStore, IssueOutcome, Limits, PhoneNumber, Policy,
+    AttemptOutcome, Channel, CheckOutcome, CodeDigest, Counters, HotStore, IssueOutcome, Limits, PhoneNumber, Policy,
     ProviderHeldCodes, RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId,
     VerificationStatus, VerificationStore, Verifications,
 };
@@ -330,6 +330,10 @@ impl Verifications for Split {
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
         self.hot.set_provider_ref(id, provider_ref).await
+    }
+
+    async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
+        self.hot.set_channel(id, channel).await
     }
 
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError> {

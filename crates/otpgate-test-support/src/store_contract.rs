@@ -220,6 +220,34 @@ pub async fn provider_ref_is_kept(store: Arc<dyn Backend>) {
     assert_eq!(v.provider_ref.as_deref(), Some("VE00000000000000000000000000000000"));
 }
 
+/// A channel fallback (WhatsApp undeliverable -> SMS) is recorded: the approval names the channel
+/// the code really went out on, a resend starts again from the channel it asks for, and the
+/// revert of a failed resend brings back the channel the previous code went out on.
+pub async fn the_channel_a_fallback_used_is_kept(store: Arc<dyn Backend>) {
+    let whatsapp = |p: &PhoneNumber, code: &str| NewCode { channel: Channel::Whatsapp, ..new_code(p, code) };
+    let p = phone(17);
+    let IssueOutcome::Created(v) = store.issue(whatsapp(&p, "123456"), T0, &Policy::default()).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(v.channel, Channel::Whatsapp);
+    store.set_channel(&v.id, Channel::Sms).await.unwrap();
+    let CheckOutcome::Approved(approved) = check(&*store, &p, "123456", T0).await else { panic!() };
+    assert_eq!(approved.channel, Channel::Sms, "the approval names the channel the code went out on");
+
+    let q = phone(18);
+    let IssueOutcome::Created(w) = store.issue(whatsapp(&q, "111111"), T0, &Policy::default()).await.unwrap() else {
+        panic!()
+    };
+    store.set_channel(&w.id, Channel::Sms).await.unwrap();
+    let later = T0.plus(Duration::from_secs(30));
+    let resent = store.issue(whatsapp(&q, "222222"), later, &Policy::default()).await.unwrap();
+    let IssueOutcome::Resent { verification, previous } = &resent else { panic!("expected Resent") };
+    assert_eq!((verification.channel, previous.channel), (Channel::Whatsapp, Channel::Sms));
+    store.revert_issue(&resent).await.unwrap();
+    let CheckOutcome::Approved(approved) = check(&*store, &q, "111111", later).await else { panic!() };
+    assert_eq!(approved.channel, Channel::Sms, "the reverted resend brings back the channel used before");
+}
+
 /// Provider-held codes (Twilio Verify): the store counts attempts and records the outcome,
 /// the provider compares.
 pub async fn remote_codes_count_attempts_and_approve_once(store: Arc<dyn Backend>) {
@@ -455,6 +483,7 @@ macro_rules! store_contract_tests {
             revert_undoes_a_failed_send,
             cancel_ends_a_verification,
             provider_ref_is_kept,
+            the_channel_a_fallback_used_is_kept,
             limits_allow_a_burst_then_refuse_with_retry_after,
             limits_are_all_or_nothing,
             limits_are_atomic_under_concurrency,

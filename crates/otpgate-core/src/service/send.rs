@@ -112,6 +112,9 @@ impl VerificationService {
                         }
                         None => {}
                     }
+                    if sent_on != verification.channel {
+                        self.store.set_channel(&verification.id, sent_on).await?;
+                    }
                 }
                 Err(err) => {
                     // A failed send must leave no usable code behind and cost the caller no attempt.
@@ -165,8 +168,8 @@ impl VerificationService {
             test_number = is_test_number,
             verification_id = %verification.id,
         );
-        // The answer names the channel the code went out on (the stored record keeps the one
-        // asked for; the code, and so the verification, is the same either way).
+        // The answer names the channel the code went out on (stored above when a fallback
+        // changed it; the code, and so the verification, is the same either way).
         let verification = Verification { channel: sent_on, ..verification };
         Ok(Sent { expires_in: now.until(verification.expires_at), resend_in: slot.wait, verification, created })
     }

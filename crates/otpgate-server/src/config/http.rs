@@ -26,6 +26,7 @@ pub struct HttpConfig {
     pub client_ip_header: crate::client_ip::ClientIpHeader,
     /// Leading bits of an IPv6 address that name one client, for per-IP limits and connection
     /// caps (32–128; a /64 is one LAN).
+    #[serde(with = "ipv6_prefix")]
     pub ipv6_prefix_len: otpgate_core::Ipv6Prefix,
     /// Longest a client may take to send a request's headers, counted from the moment the
     /// connection opens (or finishes its TLS handshake) or the previous answer was sent (1–60).
@@ -52,6 +53,21 @@ pub struct HttpConfig {
     /// Where the sign-in page served at `/` sends its API calls; unset: this server. Its origin
     /// is added to the page's CSP `connect-src` (and must allow the page's origin by CORS).
     pub page_api_base: Option<PageApiBase>,
+}
+
+/// `http.ipv6_prefix_len` as a number, checked into core's type here at the edge (core has no
+/// serde: parsing configuration is the server's job).
+mod ipv6_prefix {
+    use otpgate_core::Ipv6Prefix;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Ipv6Prefix, D::Error> {
+        Ipv6Prefix::new(u8::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(prefix: &Ipv6Prefix, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u8(prefix.bits())
+    }
 }
 
 impl Default for HttpConfig {

@@ -262,3 +262,26 @@ fn no_secret_in_debug_or_the_redacted_print() {
     }
     assert!(config.provider.twilio.is_some() && config.bot_check.secret.is_some(), "the secrets were loaded");
 }
+
+#[test]
+fn numbers_in_provider_tables_can_come_from_the_environment() {
+    let toml = "[providers.vonage]\nkind = \"vonage\"\napi_key = \"abcd1234\"\napi_secret = \"fake-secret-1\"\nfrom = \"Acme\"\n\
+                [[routing]]\ncountries = [\"*\"]\nproviders = [\"vonage\"]\n";
+    let vars = [
+        ("OTPGATE_PROVIDERS__VONAGE__HTTP__REQUEST_TIMEOUT_MS", "5000"),
+        ("OTPGATE_PROVIDERS__VONAGE__RETRY__MAX_RETRIES", "4"),
+        ("OTPGATE_PROVIDERS__VONAGE__BREAKER__OPEN_SECS", "45"),
+        // Text that looks like a number stays text where text is expected (a numeric sender id).
+        ("OTPGATE_PROVIDERS__VONAGE__FROM", "12345"),
+    ];
+    let c = load(Some(toml), &vars).unwrap();
+    let otpgate_sms::ProviderConfig::Vonage(v) = &c.providers.values().next().unwrap() else {
+        panic!("a vonage table")
+    };
+    assert_eq!((v.http.request_timeout_ms, v.retry.max_retries, v.breaker.open_secs), (5000, 4, 45));
+    assert_eq!(v.from, "12345");
+    // A value that is no number is still refused, naming the table and the key in it.
+    let e = load(Some(toml), &[("OTPGATE_PROVIDERS__VONAGE__HTTP__REQUEST_TIMEOUT_MS", "soon")]).unwrap_err();
+    let e = e.to_string();
+    assert!(e.contains("providers.vonage") && e.contains("request_timeout_ms"), "{e}");
+}

@@ -8,7 +8,7 @@ use base64::Engine;
 use otpgate_server::Config;
 use otpgate_server::config::ProviderKind;
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_partial_json, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const INDIA: &str = "+919876543210";
@@ -557,4 +557,38 @@ async fn sms_test_sends_through_the_named_provider() {
     assert!(out.contains("through vonage"), "{out}");
     let e = otpgate_server::provider::send_test_message(&c, US, Some("twilio")).await.unwrap_err();
     assert!(e.contains("no provider named `twilio`") && e.contains("sinch, vonage"), "{e}");
+}
+
+#[tokio::test]
+async fn a_whatsapp_code_that_falls_back_to_sms_is_approved_as_sms() {
+    let gw = MockServer::start().await;
+    let undeliverable = ResponseTemplate::new(422).set_body_json(json!({ "error": { "kind": "undeliverable" } }));
+    let whatsapp = json!({ "channel": "whatsapp" });
+    Mock::given(body_partial_json(whatsapp)).respond_with(undeliverable).with_priority(1).mount(&gw).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&gw).await;
+    let url = format!("{}/otp", gw.uri());
+    let webhook = json!({ "kind": "webhook", "url": url, "secret": WHSEC, "channels": ["sms", "whatsapp"] });
+    let routes = json!([{ "countries": ["*"], "providers": ["gw"], "fallback_channel": "sms" }]);
+    let app = spawn_with(move |c| route(c, json!({ "gw": with_limits(webhook) }), routes), Default::default()).await;
+    let whatsapp = json!({ "phone": US, "channel": "whatsapp" });
+    let sent = app.post_json("/v1/verifications", &whatsapp).await;
+    assert_eq!((sent.status, sent.json()["channel"].as_str()), (201, Some("sms")), "{}", sent.text);
+    // A resend asks for WhatsApp again, falls back again, and says so again.
+    let later = std::time::Duration::from_secs(31);
+    app.advance(later);
+    let resent = app.post_json("/v1/verifications", &whatsapp).await;
+    assert_eq!((resent.status, resent.json()["channel"].as_str()), (200, Some("sms")), "{}", resent.text);
+    let messages: Vec<Value> =
+        gw.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
+    let channels: Vec<&str> = messages.iter().map(|m| m["channel"].as_str().unwrap()).collect();
+    assert_eq!(channels, ["whatsapp", "sms", "whatsapp", "sms"]);
+    assert_eq!(messages[2]["code"], messages[3]["code"], "the fallback sends the same code");
+
+    let checked = app.check(US, messages[3]["code"].as_str().unwrap()).await;
+    assert_eq!(checked.status, 200, "{}", checked.text);
+    let jwks = otpgate_session::VerifyingKeys::from_jwks_json(&app.get("/.well-known/jwks.json").await.text).unwrap();
+    let token = checked.json()["session"]["access_token"].as_str().unwrap().to_owned();
+    let at = std::time::SystemTime::now() + later;
+    let claims = otpgate_session::verify_access_token(&token, &jwks, "otpgate", "otpgate", at).unwrap();
+    assert_eq!(claims.amr, ["sms"], "the session says the channel the code really went out on");
 }

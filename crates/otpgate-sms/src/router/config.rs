@@ -4,8 +4,12 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
+use figment::Figment;
+use figment::providers::Serialized;
+use figment::value::Value;
 use otpgate_core::{Channel, parse_region};
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::{ConfigError, HttpConfig, TwilioConfig};
 use crate::sinch::SinchConfig;
@@ -13,7 +17,7 @@ use crate::vonage::VonageConfig;
 use crate::webhook::WebhookConfig;
 
 /// One `[providers.NAME]` table: its `kind` and that kind's keys.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ProviderConfig {
     Demo,
@@ -22,6 +26,59 @@ pub enum ProviderConfig {
     Vonage(VonageConfig),
     Sinch(SinchConfig),
     Webhook(WebhookConfig),
+}
+
+/// The `kind`s, as written.
+const KINDS: &[&str] = &["demo", "twilio-verify", "twilio-messaging", "vonage", "sinch", "webhook"];
+
+/// By hand rather than serde's `tag = "kind"`: that derive reads the whole table through
+/// `deserialize_any` before it knows the kind, so a number given as text — every environment
+/// variable is text (`OTPGATE_PROVIDERS__VONAGE__HTTP__REQUEST_TIMEOUT_MS=5000`) — reached the
+/// kind's struct as a string and was refused. Here the table is kept as figment values, and the
+/// kind's struct is read from them by figment's lossy reading, the one the server's loader uses
+/// for every other table: text becomes a number or a boolean only where one is expected.
+impl<'de> Deserialize<'de> for ProviderConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut table = match <Value as Deserialize>::deserialize(d)? {
+            Value::Dict(_, table) => table,
+            other => return Err(D::Error::invalid_type(unexpected(&other), &"a provider table")),
+        };
+        let kind = match table.remove("kind") {
+            Some(Value::String(_, kind)) => kind,
+            Some(other) => return Err(D::Error::invalid_type(unexpected(&other), &"a provider kind")),
+            None => return Err(D::Error::missing_field("kind")),
+        };
+        let keys = Figment::from(Serialized::defaults(&table));
+        fn read<T: DeserializeOwned, E: de::Error>(keys: &Figment) -> Result<T, E> {
+            keys.extract_lossy().map_err(|e| {
+                E::custom(
+                    e.into_iter().map(|e| format!("`{}`: {}", e.path.join("."), e.kind)).collect::<Vec<_>>().join("; "),
+                )
+            })
+        }
+        Ok(match kind.as_str() {
+            "demo" => match table.keys().next() {
+                None => ProviderConfig::Demo,
+                Some(key) => return Err(D::Error::unknown_field(key, &[])),
+            },
+            "twilio-verify" => ProviderConfig::TwilioVerify(read(&keys)?),
+            "twilio-messaging" => ProviderConfig::TwilioMessaging(read(&keys)?),
+            "vonage" => ProviderConfig::Vonage(read(&keys)?),
+            "sinch" => ProviderConfig::Sinch(read(&keys)?),
+            "webhook" => ProviderConfig::Webhook(read(&keys)?),
+            other => return Err(D::Error::unknown_variant(other, KINDS)),
+        })
+    }
+}
+
+fn unexpected(value: &Value) -> de::Unexpected<'_> {
+    match value {
+        Value::String(_, s) => de::Unexpected::Str(s),
+        Value::Bool(_, b) => de::Unexpected::Bool(*b),
+        Value::Array(..) => de::Unexpected::Seq,
+        Value::Dict(..) => de::Unexpected::Map,
+        _ => de::Unexpected::Other("a value"),
+    }
 }
 
 impl ProviderConfig {

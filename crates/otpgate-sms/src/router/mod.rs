@@ -535,6 +535,8 @@ mod tests {
         assert!(parse(serde_json::json!({ "kind": "vonage", "api_key": "k", "from": "A", "apisecret": "x" })).is_err());
         assert!(parse(serde_json::json!({ "kind": "carrier-pigeon" })).is_err());
         assert_eq!(parse(serde_json::json!({ "kind": "demo" })).unwrap().kind(), "demo");
+        assert!(parse(serde_json::json!({ "kind": "demo", "from": "Acme" })).is_err(), "demo has no keys");
+        assert!(parse(serde_json::json!({ "api_key": "k", "from": "A" })).is_err(), "the kind is required");
         let w = parse(serde_json::json!({
             "kind": "webhook", "url": "https://gw.example.com/otp", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         }))

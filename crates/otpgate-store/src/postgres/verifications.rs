@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification, VerificationId,
-    VerificationStatus, Verifications,
+    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification,
+    VerificationId, VerificationStatus, Verifications,
 };
 use sqlx::AssertSqlSafe;
 
@@ -198,6 +198,19 @@ impl Verifications for PgStore {
         self.timed(async {
             sqlx::query("UPDATE verifications SET provider_ref = $1 WHERE id = $2")
                 .bind(provider_ref)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
+        self.timed(async {
+            sqlx::query("UPDATE verifications SET channel = $1 WHERE id = $2")
+                .bind(channel.as_str())
                 .bind(id.as_str())
                 .execute(&self.pool)
                 .await

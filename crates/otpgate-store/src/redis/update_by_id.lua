@@ -2,6 +2,7 @@
 -- id index). KEYS[1] the phone's current verification, KEYS[2] its previous one.
 -- ARGV: id, op, then per op:
 --   'ref' provider_ref          -> record the provider's handle
+--   'channel' channel           -> record the channel a fallback actually used
 --   'remote' provider_ref       -> the provider holds the code: drop the digest, record the handle
 --   'cancel' now_ms             -> pending -> canceled; answers the hash
 --   'approve' now_ms            -> pending -> approved; answers {'1'} for the one call that did it
@@ -18,6 +19,9 @@ end
 local op = ARGV[2]
 if op == 'ref' then
   redis.call('HSET', key, 'pref', ARGV[3])
+  return {'1', {}}
+elseif op == 'channel' then
+  redis.call('HSET', key, 'channel', ARGV[3])
   return {'1', {}}
 elseif op == 'remote' then
   redis.call('HDEL', key, 'digest')

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use otpgate_core::policy::MAX_RESEND_COOLDOWN;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification, VerificationId,
-    Verifications,
+    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification,
+    VerificationId, Verifications,
 };
 
 use super::{
@@ -70,6 +70,10 @@ impl Verifications for RedisStore {
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
         self.by_id(id, "ref", &[provider_ref]).await.map(drop)
+    }
+
+    async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
+        self.by_id(id, "channel", &[channel.as_str()]).await.map(drop)
     }
 
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError> {

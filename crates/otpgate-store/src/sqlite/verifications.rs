@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use otpgate_core::policy::resend_cooldown_after;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification, VerificationId,
-    VerificationStatus, Verifications,
+    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification,
+    VerificationId, VerificationStatus, Verifications,
 };
 use rusqlite::{OptionalExtension, params};
 
@@ -131,6 +131,20 @@ impl Verifications for SqliteStore {
                     conn,
                     "UPDATE verifications SET provider_ref = ? WHERE id = ?",
                     params![provider_ref, id.as_str()],
+                )
+                .map(drop)
+            })
+            .await
+    }
+
+    async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.conn
+            .run(move |conn| {
+                execute(
+                    conn,
+                    "UPDATE verifications SET channel = ? WHERE id = ?",
+                    params![channel.as_str(), id.as_str()],
                 )
                 .map(drop)
             })

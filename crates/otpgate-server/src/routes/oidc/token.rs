@@ -77,18 +77,28 @@ async fn limited(s: &OidcState, headers: &HeaderMap, params: &Params) -> Option<
     Some(response)
 }
 
-pub(super) async fn token(State(s): State<OidcState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !is_form(&headers) {
-        return oauth_error(
+/// The form body of a client's request, once the client is within its rate limit: what the
+/// token and revocation endpoints both start with (RFC 6749 §3.2 and RFC 7009 §2.1 take forms).
+async fn form_within_limit(s: &OidcState, headers: &HeaderMap, body: &Bytes) -> Result<Params, Response> {
+    if !is_form(headers) {
+        return Err(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "the body must be application/x-www-form-urlencoded",
-        );
+        ));
     }
-    let params = Params::parse(&body);
-    if let Some(response) = limited(&s, &headers, &params).await {
-        return response;
+    let params = Params::parse(body);
+    match limited(s, headers, &params).await {
+        Some(response) => Err(response),
+        None => Ok(params),
     }
+}
+
+pub(super) async fn token(State(s): State<OidcState>, headers: HeaderMap, body: Bytes) -> Response {
+    let params = match form_within_limit(&s, &headers, &body).await {
+        Ok(params) => params,
+        Err(refusal) => return refusal,
+    };
     match s.oidc.token(authorization(&headers), &params).await {
         Ok(tokens) => no_store(axum::Json(tokens).into_response()),
         Err(e) => token_failure(e),
@@ -96,17 +106,10 @@ pub(super) async fn token(State(s): State<OidcState>, headers: HeaderMap, body: 
 }
 
 pub(super) async fn revoke(State(s): State<OidcState>, headers: HeaderMap, body: Bytes) -> Response {
-    if !is_form(&headers) {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "the body must be application/x-www-form-urlencoded",
-        );
-    }
-    let params = Params::parse(&body);
-    if let Some(response) = limited(&s, &headers, &params).await {
-        return response;
-    }
+    let params = match form_within_limit(&s, &headers, &body).await {
+        Ok(params) => params,
+        Err(refusal) => return refusal,
+    };
     match s.oidc.revoke(authorization(&headers), &params).await {
         Ok(()) => no_store(StatusCode::OK.into_response()),
         Err(e) => token_failure(e),

@@ -44,7 +44,13 @@ pub fn generate() -> String {
     (0..26).rev().map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize])).collect()
 }
 
-pub async fn middleware(State(resolver): State<Arc<ClientIpResolver>>, mut req: Request, next: Next) -> Response {
+/// `METRICS` and `ACCESS_LOG` are both true in every server; a benchmark build turns one off
+/// to measure it (`crate::layers`), chosen when the router is built.
+pub async fn middleware<const METRICS: bool, const ACCESS_LOG: bool>(
+    State(resolver): State<Arc<ClientIpResolver>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = req
         .headers()
         .get(HEADER)
@@ -68,24 +74,30 @@ pub async fn middleware(State(resolver): State<Arc<ClientIpResolver>>, mut req: 
     );
     // The route template (`/v1/verifications/{id}`), never the raw path: a label must not carry
     // ids or anything else a client chose.
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
-    let method = req.method().as_str().to_owned();
+    let labels = METRICS.then(|| {
+        let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_owned();
+        (route, req.method().as_str().to_owned())
+    });
     let started = std::time::Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.run(req).instrument(span.clone())).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    metrics::counter!(
-        "otpgate_http_requests_total",
-        "route" => route.clone(),
-        "method" => method.clone(),
-        "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!("otpgate_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
-    span.in_scope(|| {
-        tracing::info!(status, latency_ms = elapsed.as_millis() as u64, "request done");
-    });
+    if let Some((route, method)) = labels {
+        metrics::counter!(
+            "otpgate_http_requests_total",
+            "route" => route.clone(),
+            "method" => method.clone(),
+            "status" => status.to_string()
+        )
+        .increment(1);
+        metrics::histogram!("otpgate_http_request_duration_seconds", "route" => route, "method" => method)
+            .record(elapsed.as_secs_f64());
+    }
+    if ACCESS_LOG {
+        span.in_scope(|| {
+            tracing::info!(status, latency_ms = elapsed.as_millis() as u64, "request done");
+        });
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HEADER, value);
     }

@@ -34,6 +34,8 @@ use otpgate_session::{KeyRing, SessionConfig, SessionService};
 pub struct Overrides {
     pub clock: Option<Arc<dyn Clock>>,
     pub provider: Option<Arc<dyn SmsProvider>>,
+    /// The public router's middleware; every layer unless a benchmark removes some.
+    pub layers: crate::layers::Layers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,7 +159,7 @@ impl Application {
         }));
         let admin_addr = config.admin_listen();
         let oidc = crate::routes::oidc::build(config, &stores, &hasher, &clock, sessions.as_ref(), state.clone())?;
-        let router = router(state.clone(), config, admin_addr.is_some(), oidc)?;
+        let router = router(state.clone(), config, admin_addr.is_some(), oidc, overrides.layers)?;
         if let Some(sessions) = &sessions {
             spawn_key_reloader(Arc::downgrade(sessions), config.keys_file());
         }
@@ -382,6 +384,7 @@ fn router(
     config: &Config,
     admin_elsewhere: bool,
     oidc: Option<Router>,
+    layers: crate::layers::Layers,
 ) -> Result<Router, ConfigError> {
     let (api, openapi) = api_router().split_for_parts();
     let openapi_json = Arc::new(deployment_openapi_json(&openapi, config.codes.length));
@@ -411,23 +414,47 @@ fn router(
     } else {
         api.route("/metrics", get(crate::metrics::render)).layer(axum::Extension(ops::ReadinessDetail::Reasons))
     };
-    Ok(api
-        .layer(DefaultBodyLimit::max(config.http.body_limit_bytes))
-        .layer(CatchPanicLayer::custom(|_| {
+    // Innermost first. Every server applies all of them; only a benchmark build removes some
+    // (`Overrides::layers`), here, once: no request asks which are on.
+    let mut api = api;
+    if layers.body_limit {
+        api = api.layer(DefaultBodyLimit::max(config.http.body_limit_bytes));
+    }
+    if layers.catch_panic {
+        api = api.layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             ApiError::internal().into_response()
-        }))
-        .layer(middleware::from_fn_with_state(timeout, deadline))
-        .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn_with_state(
+        }));
+    }
+    if layers.deadline {
+        api = api.layer(middleware::from_fn_with_state(timeout, deadline));
+    }
+    if layers.security_headers {
+        api = api.layer(middleware::from_fn(security_headers));
+    }
+    if layers.cors {
+        api = api.layer(middleware::from_fn_with_state(
             crate::cors::Cors::new(&config.http.cors_allowed_origins),
             crate::cors::middleware,
-        ))
-        .layer(middleware::from_fn_with_state(
+        ));
+    }
+    if layers.transport {
+        api = api.layer(middleware::from_fn_with_state(
             Arc::new(crate::transport::Transport::from_config(config)),
             crate::transport::middleware,
-        ))
-        .layer(middleware::from_fn_with_state(Arc::new(config.client_ip_resolver()), crate::request_id::middleware)))
+        ));
+    }
+    if layers.request_id {
+        let resolver = Arc::new(config.client_ip_resolver());
+        use crate::request_id::middleware as m;
+        api = match (layers.metrics, layers.access_log) {
+            (true, true) => api.layer(middleware::from_fn_with_state(resolver, m::<true, true>)),
+            (true, false) => api.layer(middleware::from_fn_with_state(resolver, m::<true, false>)),
+            (false, true) => api.layer(middleware::from_fn_with_state(resolver, m::<false, true>)),
+            (false, false) => api.layer(middleware::from_fn_with_state(resolver, m::<false, false>)),
+        };
+    }
+    Ok(api)
 }
 
 /// The served document describes this deployment: a code has exactly `codes.length` digits

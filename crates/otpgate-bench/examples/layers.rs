@@ -1,5 +1,5 @@
 //! `layers CONFIG ADDR`: otpgate's server (as `otpgate serve --config CONFIG --listen ADDR`) with
-//! the middleware layers named in `OTPGATE_BENCH_WITHOUT` removed (comma-separated:
+//! the middleware layers named in `BENCH_WITHOUT_LAYERS` removed (comma-separated:
 //! request_id, metrics, access_log, transport, cors, security_headers, deadline, catch_panic,
 //! body_limit, or `all`). The variable is read once, here, at start; the server itself has no
 //! such switch. For BENCHMARKS.md's per-layer table: each layer's cost is the difference from the
@@ -13,14 +13,14 @@ static GLOBAL: MiMalloc = MiMalloc;
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let (Some(config), Some(listen)) = (args.next(), args.next()) else {
-        eprintln!("usage: layers CONFIG ADDR (OTPGATE_BENCH_WITHOUT=cors,metrics,...)");
+        eprintln!("usage: layers CONFIG ADDR (BENCH_WITHOUT_LAYERS=cors,metrics,...)");
         return std::process::ExitCode::from(2);
     };
     let layers =
-        match otpgate_server::layers::Layers::without(&std::env::var("OTPGATE_BENCH_WITHOUT").unwrap_or_default()) {
+        match otpgate_server::layers::Layers::without(&std::env::var("BENCH_WITHOUT_LAYERS").unwrap_or_default()) {
             Ok(layers) => layers,
             Err(e) => {
-                eprintln!("OTPGATE_BENCH_WITHOUT: {e}");
+                eprintln!("BENCH_WITHOUT_LAYERS: {e}");
                 return std::process::ExitCode::from(2);
             }
         };

@@ -35,8 +35,9 @@ fn acceptable(id: &str) -> bool {
 pub fn generate() -> String {
     const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-    let mut random = [0u8; 10];
-    otpgate_core::code::os_random(&mut random);
+    // From the thread's CSPRNG (seeded from the OS), not a getrandom system call per request: an
+    // id must be unique and unguessable enough to quote, not a secret.
+    let random: [u8; 10] = rand::random();
     let mut value: u128 = (millis & 0xFFFF_FFFF_FFFF) << 80;
     for (i, b) in random.iter().enumerate() {
         value |= u128::from(*b) << (72 - 8 * i);

@@ -432,17 +432,15 @@ fn router(
     if layers.security_headers {
         api = api.layer(middleware::from_fn(security_headers));
     }
-    if layers.cors {
-        api = api.layer(middleware::from_fn_with_state(
-            crate::cors::Cors::new(&config.http.cors_allowed_origins),
-            crate::cors::middleware,
-        ));
+    // CORS and the transport rules are left out where they cannot act (no origins configured;
+    // no TLS and no trusted proxy): each layer is a boxed future and a cloned service per request.
+    let cors = crate::cors::Cors::new(&config.http.cors_allowed_origins);
+    if layers.cors && cors.is_enabled() {
+        api = api.layer(middleware::from_fn_with_state(cors, crate::cors::middleware));
     }
-    if layers.transport {
-        api = api.layer(middleware::from_fn_with_state(
-            Arc::new(crate::transport::Transport::from_config(config)),
-            crate::transport::middleware,
-        ));
+    let transport = crate::transport::Transport::from_config(config);
+    if layers.transport && transport.acts() {
+        api = api.layer(middleware::from_fn_with_state(Arc::new(transport), crate::transport::middleware));
     }
     if layers.request_id {
         let resolver = Arc::new(config.client_ip_resolver());

@@ -120,14 +120,16 @@ pub async fn middleware<const METRICS: bool, const ACCESS_LOG: bool, const EDGE:
 /// One request's counter and duration handles.
 type Handles = (metrics::Counter, metrics::Histogram);
 
+/// Per route template: the handles of each method and status seen.
+type RouteHandles = std::collections::HashMap<String, Vec<(Method, u16, Handles)>>;
+
 thread_local! {
     /// The handles of each route, method and status this worker thread has answered. Looking a
     /// metric up by its labels builds and hashes a key of owned strings and searches the
     /// registry, for every request; a handle is the registry's own entry, so recording through
     /// a kept one counts the same. The set is bounded by the routes, the methods and the
     /// statuses (an unmatched path is the one route `unmatched`).
-    static HANDLES: std::cell::RefCell<std::collections::HashMap<String, Vec<(Method, u16, Handles)>>> =
-        std::cell::RefCell::default();
+    static HANDLES: std::cell::RefCell<RouteHandles> = std::cell::RefCell::default();
 }
 
 /// Counts the request and records its duration (`otpgate_http_requests_total`,

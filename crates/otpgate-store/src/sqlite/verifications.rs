@@ -197,18 +197,21 @@ impl Verifications for SqliteStore {
 fn issue_on(conn: &Connection, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
     let (code_ttl, max_attempts, first_cooldown) = (policy.code_ttl, policy.max_attempts, policy.resend_cooldown);
     let phone = new.phone.e164();
-    // A pending row past its expiry is over: close it so the phone can have a new one.
-    execute(
-        conn,
-        "UPDATE verifications SET status = 'expired', ended_at = expires_at \
-             WHERE phone = ? AND status = 'pending' AND expires_at <= ?",
-        params![phone, now.0],
-    )?;
-    let live = query_verification(
+    // The phone's one pending row (a unique partial index). Past its expiry it is over: closed
+    // here, so the phone can have a new one. (Read first and closed by id only when expired:
+    // an UPDATE by phone before the read was one more statement on every send.)
+    let mut live = query_verification(
         conn,
         concat!("SELECT ", verification_columns!(), " FROM verifications WHERE phone = ? AND status = 'pending'"),
         params![phone],
     )?;
+    if let Some(expired) = live.take_if(|v| v.expires_at <= now) {
+        execute(
+            conn,
+            "UPDATE verifications SET status = 'expired', ended_at = expires_at WHERE id = ?",
+            params![expired.id.as_str()],
+        )?;
+    }
     let expires_at = now.plus(code_ttl);
     if let Some(previous) = live {
         if now < previous.next_resend_at {

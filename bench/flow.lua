@@ -14,8 +14,15 @@ function setup(thread)
   thread_index = thread_index + 1
 end
 
+-- wrk calls the first thread's request() once more than it sends: after init and before the
+-- thread starts, script_verify_request counts the requests one call returns (for pipelining) and
+-- discards it. Taken as a send, it was never made, and the check of that number 256 sends later
+-- answered 404: the one non-2xx of every flow run. That call gets a request that counts nothing.
+local verify_call = false
+
 function init(args)
   first = tonumber(first) or 0
+  verify_call = first == 0
 end
 
 -- Must match bench/run.sh: +1 415 (200 + n / 10000 % 800) (n % 10000).
@@ -25,6 +32,10 @@ local function number(k)
 end
 
 function request()
+  if verify_call then
+    verify_call = false
+    return wrk.format("GET", "/healthz")
+  end
   counter = counter + 1
   if counter % 2 == 1 or sends <= LAG then
     sends = sends + 1

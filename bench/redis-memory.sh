@@ -5,6 +5,7 @@
 # count and otpgate's peak resident memory. Uses Redis database REDIS_DB, which it empties
 # before and after.
 #   bench/redis-memory.sh   (COUNT=1000000 RATE=4000 REDIS_DB=7 by default)
+#   SERVER_BIN=/path/to/otpgate bench/redis-memory.sh   # another build (e.g. main's) instead
 # Every server binds 127.0.0.1; the run is bounded (COUNT / RATE seconds plus the drain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,10 @@ COUNT=${COUNT:-1000000}
 RATE=${RATE:-4000}
 REDIS_DB=${REDIS_DB:-7}
 REDIS=${REDIS:-127.0.0.1:6379}
-cargo build --release -q -p otpgate
+if [[ -z "${SERVER_BIN:-}" ]]; then
+  cargo build --release -q -p otpgate
+  SERVER_BIN=$PWD/target/release/otpgate
+fi
 cargo build --release -q -p otpgate-bench --example rate
 work=$(mktemp -d)
 pids=()
@@ -23,7 +27,7 @@ rcli flushdb >/dev/null
 before=$(rcli info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
 python3 bench/config.py "$work/otpgate.toml" 0 '[codes]' 'ttl_secs = 3600' '[store]' \
   "hot = \"redis://$REDIS/$REDIS_DB\"" 'durable = "sqlite://otpgate.db"'
-(cd "$work" && exec "$OLDPWD/target/release/otpgate" serve --config "$work/otpgate.toml" --listen 127.0.0.1:18094 \
+(cd "$work" && exec "$SERVER_BIN" serve --config "$work/otpgate.toml" --listen 127.0.0.1:18094 \
   >"$work/server.log" 2>&1) &
 server=$!
 pids+=("$server")
@@ -33,9 +37,12 @@ load=$(target/release/examples/rate http://127.0.0.1:18094 send "$RATE" "$(pytho
 after=$(rcli info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
 keys=$(rcli dbsize)
 sample=$(rcli --scan --pattern '*:v:*' | head -1) || true # head closes the pipe early
+id_sample=$(rcli --scan --pattern '*:vid:*' | head -1) || true
+resend_sample=$(rcli --scan --pattern '*:sv:*' | head -1) || true
 echo "load: $load"
 ok=$(tr ' ' '\n' <<<"$load" | awk -F= '$1 == "ok" { print $2 }')
 echo "redis keys: $keys; used_memory: $(( (after - before) / 1048576 )) MiB above the empty database" \
   "($(( (after - before) / ok )) bytes per verification); MEMORY USAGE of one verification hash:" \
-  "$(rcli memory usage "$sample") bytes"
+  "$(rcli memory usage "$sample") bytes; of one id key: $(rcli memory usage "$id_sample");" \
+  "of one resend value: $(rcli memory usage "$resend_sample")"
 echo "otpgate peak RSS: $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$server/status") MiB"

@@ -6,6 +6,7 @@
 # (crates/otpgate-bench/examples/rate.rs), for the latency a service sees when it is not
 # saturated. Prints Markdown tables; BENCHMARKS.md records a run and these commands.
 #   bench/run.sh            (DURATION=10s THREADS=2 CONNECTIONS=64 STORES=sqlite by default)
+#   SERVER_BIN=/path/to/otpgate bench/run.sh   # another otpgate build (e.g. main's), same load
 # Needs wrk (Debian: apt-get install wrk); redis+postgres needs REDIS_URL (default
 # redis://127.0.0.1:6379/7, a database the benchmark empties before each run)
 # and DATABASE_URL (default postgres://postgres@127.0.0.1:5432/otpgate_bench, created if
@@ -25,7 +26,10 @@ fi
 PER_THREAD=${BENCH_NUMBERS_PER_THREAD:-40000}
 export BENCH_NUMBERS_PER_THREAD=$PER_THREAD
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-cargo build --release -q -p otpgate
+if [[ -z "${SERVER_BIN:-}" ]]; then
+  cargo build --release -q -p otpgate
+  SERVER_BIN=$PWD/target/release/otpgate
+fi
 cargo build --release -q -p otpgate-bench --example hello --example rate
 work=$(mktemp -d)
 pids=()
@@ -78,7 +82,7 @@ start_otpgate() { # setup name -> pid in $otpgate_pid
   [ "$1" != redis+postgres ] || redis-cli -u "$REDIS_URL" flushdb >/dev/null
   mkdir -p "$dir"
   { cat "$work/otpgate.toml"; store_config "$1" "$2"; } >"$dir/otpgate.toml"
-  (cd "$dir" && exec "$OLDPWD/target/release/otpgate" serve --config "$dir/otpgate.toml" --listen 127.0.0.1:18091 \
+  (cd "$dir" && exec "$SERVER_BIN" serve --config "$dir/otpgate.toml" --listen 127.0.0.1:18091 \
     >"$dir/server.log" 2>&1) &
   otpgate_pid=$!
   pids+=("$otpgate_pid")
@@ -87,10 +91,10 @@ start_otpgate() { # setup name -> pid in $otpgate_pid
 
 stop_otpgate() { kill "$otpgate_pid"; wait "$otpgate_pid" 2>/dev/null || true; }
 
-run_otpgate() { # setup name script
+run_otpgate() { # setup name script [path]
   start_otpgate "$1" "$2"
   local line
-  line=$(measure "$2 ($1)" http://127.0.0.1:18091 "$3")
+  line=$(measure "$2 ($1)" "http://127.0.0.1:18091${4:-}" "$3")
   echo "$line|$(peak_mib "$otpgate_pid")"
   stop_otpgate
 }
@@ -107,6 +111,8 @@ run_rate() { # setup name script rate
 }
 
 results=("$hello|$hello_mem")
+# GET /healthz through otpgate's whole middleware stack: the fixed cost of a request.
+results+=("$(run_otpgate sqlite healthz "" /healthz)")
 rates=()
 for setup in $STORES; do
   send=$(run_otpgate "$setup" send bench/send.lua)

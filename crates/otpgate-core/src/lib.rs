@@ -41,7 +41,7 @@ pub use session::{
     NewRefreshToken, PublicKeyMaterial, PublishedKey, RotateOutcome, Rotation, SessionStore, TokenFamily, User, UserId,
 };
 pub use store::{
-    AttemptOutcome, CheckOutcome, Counters, Denied, HotStore, IssueOutcome, Limits, NewCode, ProviderHeldCodes,
+    AttemptOutcome, CheckOutcome, Counters, Denied, HotStore, IssueOutcome, Issued, Limits, NewCode, ProviderHeldCodes,
     RateLimiter, Retention, SharedValues, StoreError, StoredValue, VerificationStore, Verifications,
 };
 pub use verification::{Channel, Verification, VerificationId, VerificationStatus};

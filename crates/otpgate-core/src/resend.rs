@@ -15,8 +15,8 @@ use std::time::Duration;
 use tracing::warn;
 
 use crate::policy::resend_cooldown_after;
-use crate::store::StoredValue;
-use crate::{RateLimiter, StoreError, Timestamp};
+use crate::store::{IssueOutcome, Issued, NewCode, SharedValues, StoredValue, Verifications};
+use crate::{Policy, RateLimiter, StoreError, Timestamp};
 
 /// How long after the wait of its last send a phone's send count is kept.
 pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
@@ -77,6 +77,61 @@ pub struct ResendSlot {
     pub wait: Duration,
 }
 
+impl ResendSlot {
+    /// The shared value this send stored under the phone's key.
+    pub fn taken(&self) -> &StoredValue {
+        &self.taken
+    }
+
+    /// The phone's key (`privacy::phone_resend_key`).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// What a store needs to take a phone's resend slot inside its own atomic send
+/// (`Verifications::issue_with_resend`): the phone's key and the first cooldown. The rules are
+/// [`take`]'s; a store holding the shared values in the same place as the verifications applies
+/// them in the send's own transaction (or script) instead of a read and a compare-and-swap
+/// before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResendClaim {
+    pub key: String,
+    pub first: Duration,
+}
+
+impl ResendClaim {
+    /// Given the live value under the key at `now` (`None`: there is none), the slot a send at
+    /// `now` takes, or `Err(wait)` while the wait of the last send still runs. Nothing is
+    /// written: the store writes `slot.taken()` under the key in the same atomic step.
+    pub fn take(&self, current: Option<&str>, now: Timestamp) -> Result<ResendSlot, Duration> {
+        let previous = current.and_then(ResendState::decode);
+        if let Some(wait) = previous.and_then(|p| p.wait(now)) {
+            return Err(wait);
+        }
+        let next = ResendState::after_send(previous.as_ref(), self.first, now);
+        Ok(ResendSlot {
+            key: self.key.clone(),
+            taken: next.stored(),
+            previous: previous.map(|p| p.stored()),
+            wait: now.until(next.next_at),
+        })
+    }
+
+    /// The slot a store's script took (it applied the same rules to the live value `previous`
+    /// and stored `taken`), for the caller's `give_back`; `None` if `taken` is not a value those
+    /// rules write.
+    pub fn slot_from(&self, previous: Option<&str>, taken: &str, now: Timestamp) -> Option<ResendSlot> {
+        let state = ResendState::decode(taken)?;
+        Some(ResendSlot {
+            key: self.key.clone(),
+            taken: state.stored(),
+            previous: previous.and_then(ResendState::decode).map(|p| p.stored()),
+            wait: now.until(state.next_at),
+        })
+    }
+}
+
 /// The wait still running for the phone whose key is `key`; `None` when a send may go. A read:
 /// nothing is taken.
 pub async fn current_wait(
@@ -90,23 +145,21 @@ pub async fn current_wait(
 
 /// Counts a send to the phone whose key is `key`, unless its wait is still running: then
 /// `Err(wait)` and nothing changed.
-pub async fn take(
-    limiter: &dyn RateLimiter,
+pub async fn take<L: SharedValues + ?Sized>(
+    limiter: &L,
     key: &str,
     first: Duration,
     now: Timestamp,
 ) -> Result<Result<ResendSlot, Duration>, StoreError> {
+    let claim = ResendClaim { key: key.to_owned(), first };
     for _ in 0..MAX_ROUNDS {
         let raw = limiter.load_value(key, now).await?;
-        let previous = raw.as_deref().and_then(ResendState::decode);
-        if let Some(wait) = previous.and_then(|p| p.wait(now)) {
-            return Ok(Err(wait));
-        }
-        let next = ResendState::after_send(previous.as_ref(), first, now);
-        let taken = next.stored();
-        if limiter.swap_value(key, raw.as_deref(), Some(&taken), now).await? {
-            let previous = previous.map(|p| p.stored());
-            return Ok(Ok(ResendSlot { key: key.to_owned(), taken, previous, wait: now.until(next.next_at) }));
+        let slot = match claim.take(raw.as_deref(), now) {
+            Ok(slot) => slot,
+            Err(wait) => return Ok(Err(wait)),
+        };
+        if limiter.swap_value(key, raw.as_deref(), Some(&slot.taken), now).await? {
+            return Ok(Ok(slot));
         }
         // A concurrent send changed it between our read and our swap: read again (its wait
         // will most likely refuse us now).
@@ -117,9 +170,38 @@ pub async fn take(
 /// Puts back what [`take`] replaced, unless another send changed it since (then that send's
 /// state stands). Best effort: a failure is logged, and at worst the phone waits once for
 /// nothing.
-pub async fn give_back(limiter: &dyn RateLimiter, slot: &ResendSlot, now: Timestamp) {
+pub async fn give_back<L: SharedValues + ?Sized>(limiter: &L, slot: &ResendSlot, now: Timestamp) {
     if let Err(e) = limiter.swap_value(&slot.key, Some(&slot.taken.value), slot.previous.as_ref(), now).await {
         warn!(error = %e, "could not give back a resend cooldown after a send that did not happen");
+    }
+}
+
+/// `Verifications::issue_with_resend` in steps, for a store that cannot do it in one (Redis
+/// Cluster, where the phone's shared value and its verification live in different slots):
+/// [`take`] (a read and a compare-and-swap), then `issue`, giving the slot back when the issue
+/// refuses or fails. The same outcomes as the one-step version, in three round trips; of
+/// concurrent sends to one phone still only one gets past a running wait (the swap decides).
+pub async fn issue_in_steps<S: Verifications + SharedValues + ?Sized>(
+    store: &S,
+    claim: &ResendClaim,
+    new: NewCode,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<Result<Issued, Duration>, StoreError> {
+    let slot = match take(store, &claim.key, claim.first, now).await? {
+        Ok(slot) => slot,
+        Err(wait) => return Ok(Err(wait)),
+    };
+    match store.issue(new, now, policy).await {
+        Ok(IssueOutcome::Cooldown { retry_after }) => {
+            give_back(store, &slot, now).await;
+            Ok(Err(retry_after))
+        }
+        Ok(outcome) => Ok(Ok(Issued { outcome, slot })),
+        Err(e) => {
+            give_back(store, &slot, now).await;
+            Err(e)
+        }
     }
 }
 
@@ -160,6 +242,25 @@ mod tests {
         let fresh = ResendState::after_send(Some(&first), 30 * S, at(30 + 3600));
         assert_eq!(fresh.sends, 1, "an hour after the wait: forgotten");
         assert_eq!(fresh.wait(at(30 + 3600)), Some(30 * S));
+    }
+
+    #[test]
+    fn a_claim_takes_like_take_and_a_scripts_slot_reads_back() {
+        let claim = ResendClaim { key: "k".into(), first: 30 * S };
+        let first = claim.take(None, at(0)).expect("nothing stored: goes");
+        assert_eq!(first.wait, 30 * S);
+        assert_eq!(first.taken().value, ResendState::after_send(None, 30 * S, at(0)).encode());
+        assert_eq!(claim.take(Some(&first.taken().value), at(10)).unwrap_err(), 20 * S);
+        assert_eq!(claim.take(Some("junk"), at(10)).expect("junk is no state").wait, 30 * S);
+        let second = claim.take(Some(&first.taken().value), at(30)).expect("the wait is over");
+        assert_eq!(second.wait, 60 * S);
+        assert_eq!(second.previous.as_ref(), Some(first.taken()));
+        let read_back = claim.slot_from(Some(&first.taken().value), &second.taken().value, at(30)).unwrap();
+        assert_eq!(
+            (read_back.taken(), &read_back.previous, read_back.wait),
+            (second.taken(), &second.previous, 60 * S)
+        );
+        assert!(claim.slot_from(None, "v2:1:2:3", at(30)).is_none(), "not a value the rules write");
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::limits::{LimitRule, LimitScope};
+use crate::resend::{ResendClaim, ResendSlot};
 use crate::{CodeDigest, PhoneNumber, Policy, Timestamp, Verification, VerificationId};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -41,6 +42,15 @@ pub enum IssueOutcome {
     Cooldown {
         retry_after: Duration,
     },
+}
+
+/// A send that got past the phone's resend wait (`Verifications::issue_with_resend`).
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// `Created` or `Resent`, never `Cooldown`.
+    pub outcome: IssueOutcome,
+    /// The phone's resend slot this send took.
+    pub slot: ResendSlot,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +99,22 @@ pub trait Verifications: Send + Sync + 'static {
     /// Atomically: resend the live verification of the phone (new code and expiry, same id and
     /// attempt count) if its cooldown has passed, refuse if it has not, or create a new one.
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError>;
+
+    /// `issue` with the phone's resend slot taken in the same atomic step: the shared value under
+    /// `claim.key` (this store's own `SharedValues`, where `resend::take` and `resend::give_back`
+    /// find it) is read, refused while its wait runs, and replaced by the next state under the
+    /// rules of `ResendClaim::take`. One store call for a send instead of a read, a
+    /// compare-and-swap and the issue. `Ok(Err(wait))`, with nothing written, while the phone's
+    /// wait runs or when `issue` would answer `Cooldown`; otherwise the issue's outcome (never
+    /// `Cooldown`) and the slot taken, for `resend::give_back` if the send does not happen after
+    /// all.
+    async fn issue_with_resend(
+        &self,
+        claim: &ResendClaim,
+        new: NewCode,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Result<Issued, Duration>, StoreError>;
 
     /// Records the provider's handle for a verification (after a successful send).
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError>;

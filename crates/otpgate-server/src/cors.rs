@@ -132,6 +132,14 @@ impl Cors {
     }
 }
 
+impl Cors {
+    /// Whether any origin is configured: without one the middleware passes every request through
+    /// untouched, so the router leaves it out.
+    pub fn is_enabled(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
 /// tower-http's `CorsLayer` around the rest of the app, plus one rule it lacks: an answer to an
 /// origin that is not allowed carries no `Access-Control-*` header at all (the layer would still
 /// describe methods and headers to it).

@@ -71,7 +71,14 @@ impl Idempotency {
     }
 
     /// Reads the key from `headers` and reserves it for the request `fingerprint` describes.
-    pub async fn begin(&self, headers: &HeaderMap, scope: &str, fingerprint: Fingerprint) -> Result<Begin, ApiError> {
+    /// `fingerprint` is computed only for a request that carries a key (it hashes the body's
+    /// fields: work a request without one does not need).
+    pub async fn begin(
+        &self,
+        headers: &HeaderMap,
+        scope: &str,
+        fingerprint: impl FnOnce() -> Fingerprint,
+    ) -> Result<Begin, ApiError> {
         let Some(raw) = headers.get(HEADER) else { return Ok(Begin::Proceed(None)) };
         if headers.get_all(HEADER).iter().count() > 1 {
             return Err(ApiError::invalid_request("Send the Idempotency-Key header only once."));
@@ -79,6 +86,7 @@ impl Idempotency {
         let key = IdempotencyKey::new(scope, raw.as_bytes()).ok_or_else(|| {
             ApiError::invalid_request("The Idempotency-Key header must be 1 to 255 printable ASCII characters.")
         })?;
+        let fingerprint = fingerprint();
         let token = LeaseToken::random();
         let started = tokio::time::Instant::now();
         loop {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod keys;
+pub mod layers;
 pub mod metrics;
 pub mod privacy;
 pub mod provider;

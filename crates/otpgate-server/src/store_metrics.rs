@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts};
-use otpgate_core::store::{Denied, NewCode, StoredValue};
+use otpgate_core::resend::ResendClaim;
+use otpgate_core::store::{Denied, Issued, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, CodeDigest, Counters, IssueOutcome, Limits, PhoneNumber, Policy,
     ProviderHeldCodes, RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId,
@@ -55,6 +56,16 @@ impl Verifications for TimedVerificationStore {
 
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
         timed("issue", self.0.issue(new, now, policy)).await
+    }
+
+    async fn issue_with_resend(
+        &self,
+        claim: &ResendClaim,
+        new: NewCode,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Result<Issued, Duration>, StoreError> {
+        timed("issue_with_resend", self.0.issue_with_resend(claim, new, now, policy)).await
     }
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {
@@ -195,6 +206,16 @@ mod tests {
             self.hit("issue");
             Ok(IssueOutcome::Cooldown { retry_after: Duration::from_secs(1) })
         }
+        async fn issue_with_resend(
+            &self,
+            _: &ResendClaim,
+            _: NewCode,
+            _: Timestamp,
+            _: &Policy,
+        ) -> Result<Result<Issued, Duration>, StoreError> {
+            self.hit("issue_with_resend");
+            Ok(Err(Duration::from_secs(1)))
+        }
         async fn set_provider_ref(&self, _: &VerificationId, _: &str) -> Result<(), StoreError> {
             self.hit("set_provider_ref");
             Ok(())
@@ -314,7 +335,9 @@ mod tests {
         let digest = CodeDigest([0; 32]);
         let new = NewCode { id: id.clone(), phone: phone.clone(), channel: Channel::Sms, code_digest: None };
         store.resend_wait(&phone, now).await.unwrap();
-        let outcome = store.issue(new, now, &Policy::default()).await.unwrap();
+        let outcome = store.issue(new.clone(), now, &Policy::default()).await.unwrap();
+        let claim = ResendClaim { key: "k".into(), first: Duration::from_secs(30) };
+        assert!(store.issue_with_resend(&claim, new, now, &Policy::default()).await.unwrap().is_err());
         store.set_provider_ref(&id, "r").await.unwrap();
         store.set_channel(&id, Channel::Sms).await.unwrap();
         store.revert_issue(&outcome).await.unwrap();
@@ -340,6 +363,7 @@ mod tests {
             [
                 "resend_wait",
                 "issue",
+                "issue_with_resend",
                 "set_provider_ref",
                 "set_channel",
                 "revert_issue",

@@ -79,6 +79,12 @@ impl Transport {
         Transport { tls, proxies, require_proxied_https }
     }
 
+    /// Whether the middleware can ever act: without TLS and without trusted proxies no request
+    /// counts as HTTPS (no HSTS) and none is refused, so the router leaves it out.
+    pub fn acts(&self) -> bool {
+        self.tls || !self.proxies.is_empty() || self.require_proxied_https
+    }
+
     /// Whether a request from `peer` with `headers` reached us over HTTPS.
     pub fn is_https(&self, peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
         self.tls || peer.is_some_and(|ip| self.proxies.contains(ip) && forwarded_https(headers))
@@ -167,5 +173,9 @@ mod tests {
         assert!(t.is_https(Some(mapped), &headers(&["https"])));
         let tls = transport(true, "0.0.0.0:443", &[], true).unwrap();
         assert!(tls.is_https(Some(stranger), &headers(&[])));
+        assert!(t.acts() && tls.acts());
+        let plain = transport(false, "127.0.0.1:8080", &[], false).unwrap();
+        assert!(!plain.acts(), "no TLS, no proxy: nothing is HTTPS and nothing is refused");
+        assert!(!plain.is_https(Some(proxy), &headers(&["https"])));
     }
 }

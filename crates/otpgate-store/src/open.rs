@@ -25,8 +25,9 @@ use otpgate_core::idempotency::IdempotencyStore;
 use otpgate_core::limits::LimitRule;
 use otpgate_core::oidc::OidcStore;
 use otpgate_core::privacy::{HotDeleted, HotRecords, PurgeCounts, UserRecords};
+use otpgate_core::resend::ResendClaim;
 use otpgate_core::session::{NewRefreshToken, PublishedKey, RotateOutcome, Rotation, SessionStore, User, UserId};
-use otpgate_core::store::{Denied, NewCode, StoredValue};
+use otpgate_core::store::{Denied, Issued, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, CodeDigest, Counters, HotStore, IssueOutcome, Limits, PhoneNumber, Policy,
     ProviderHeldCodes, RateLimiter, Retention, SharedValues, StoreError, Timestamp, Verification, VerificationId,
@@ -326,6 +327,17 @@ impl Verifications for Split {
 
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
         self.hot.issue(new, now, policy).await
+    }
+
+    async fn issue_with_resend(
+        &self,
+        claim: &ResendClaim,
+        new: NewCode,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Result<Issued, Duration>, StoreError> {
+        // The resend values are the hot store's too (`Stores::limits` is this same split).
+        self.hot.issue_with_resend(claim, new, now, policy).await
     }
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {

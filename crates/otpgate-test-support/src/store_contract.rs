@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpgate_core::limits::{LimitRule, LimitScope, Rate};
-use otpgate_core::store::{NewCode, StoredValue};
+use otpgate_core::resend::ResendClaim;
+use otpgate_core::store::{Issued, NewCode, StoredValue};
 use otpgate_core::{
     AttemptOutcome, Channel, CheckOutcome, Code, CodeDigest, CodeHasher, IssueOutcome, PhoneNumber, Policy,
     RateLimiter, Timestamp, VerificationId, VerificationStatus, VerificationStore,
@@ -460,6 +461,89 @@ pub async fn concurrent_swaps_of_one_value_succeed_once(store: Arc<dyn Backend>)
     assert_eq!(created, 1, "set-if-absent creates once");
 }
 
+fn claim(key: &str) -> ResendClaim {
+    ResendClaim { key: key.to_owned(), first: Duration::from_secs(30) }
+}
+
+async fn issue_with_resend(
+    store: &dyn Backend,
+    claim: &ResendClaim,
+    p: &PhoneNumber,
+    code: &str,
+    now: Timestamp,
+) -> Result<Issued, Duration> {
+    store.issue_with_resend(claim, new_code(p, code), now, &Policy::default()).await.expect("issue_with_resend")
+}
+
+/// A send in one call: the resend slot is taken by `ResendClaim::take`'s rules, stored where
+/// `load_value` and `give_back` find it, and the verification issued, or neither.
+pub async fn issue_with_resend_takes_the_slot_and_issues_together(store: Arc<dyn Backend>) {
+    let (p, c) = (phone(40), claim("contract:resend-40"));
+    // A value the rules did not write counts as none (and is overwritten).
+    assert!(store.swap_value(&c.key, None, Some(&value("junk", None)), T0).await.unwrap());
+    let first = issue_with_resend(&*store, &c, &p, "111111", T0).await.expect("first send goes");
+    let IssueOutcome::Created(created) = &first.outcome else { panic!("expected Created, got {:?}", first.outcome) };
+    assert_eq!(first.slot.wait, Duration::from_secs(30));
+    let expected = c.take(None, T0).expect("no wait");
+    assert_eq!(first.slot.taken(), expected.taken(), "the same state the rules compute");
+    assert_eq!(store.load_value(&c.key, T0).await.unwrap().as_deref(), Some(expected.taken().value.as_str()));
+
+    let early = T0.plus(Duration::from_secs(10));
+    assert_eq!(issue_with_resend(&*store, &c, &p, "222222", early).await.unwrap_err(), Duration::from_secs(20));
+    assert_eq!(store.load_value(&c.key, early).await.unwrap().as_deref(), Some(expected.taken().value.as_str()));
+    assert!(matches!(check(&*store, &p, "222222", early).await, CheckOutcome::Wrong { .. }), "not resent");
+
+    let later = T0.plus(Duration::from_secs(30));
+    let second = issue_with_resend(&*store, &c, &p, "333333", later).await.expect("the wait is over");
+    let IssueOutcome::Resent { verification, .. } = &second.outcome else { panic!("expected Resent") };
+    assert_eq!(verification.id, created.id);
+    assert_eq!(second.slot.wait, Duration::from_secs(60), "the wait doubles");
+    let stored = store.load_value(&c.key, later).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(second.slot.taken().value.as_str()));
+    // Given back, the state before this send is there again, for the next send to find.
+    otpgate_core::resend::give_back(&*store, &second.slot, later).await;
+    assert_eq!(store.load_value(&c.key, later).await.unwrap().as_deref(), Some(expected.taken().value.as_str()));
+    // The verification is reachable by id (the id index was written with it).
+    assert!(store.cancel(&created.id, later).await.unwrap().is_some());
+}
+
+/// When the issue itself refuses (the verification's own resend wait), nothing is taken.
+pub async fn issue_with_resend_writes_nothing_when_the_issue_refuses(store: Arc<dyn Backend>) {
+    let (p, c) = (phone(41), claim("contract:resend-41"));
+    issue(&*store, &p, "111111", T0).await;
+    let early = T0.plus(Duration::from_secs(10));
+    assert_eq!(issue_with_resend(&*store, &c, &p, "222222", early).await.unwrap_err(), Duration::from_secs(20));
+    assert_eq!(store.load_value(&c.key, early).await.unwrap(), None, "no slot taken");
+    assert!(matches!(check(&*store, &p, "111111", early).await, CheckOutcome::Approved(_)), "the first code stands");
+}
+
+/// Concurrent sends to one phone: one takes the slot and sends, the others are refused.
+pub async fn concurrent_issue_with_resend_take_one_slot(store: Arc<dyn Backend>) {
+    let p = phone(42);
+    let mut tasks = JoinSet::new();
+    for i in 0..10 {
+        let (store, p) = (store.clone(), p.clone());
+        tasks.spawn(async move {
+            issue_with_resend(&*store, &claim("contract:resend-42"), &p, &format!("{:06}", 100_000 + i), T0).await
+        });
+    }
+    let mut sent = Vec::new();
+    let mut refused = 0;
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(issued) => sent.push(issued),
+            Err(wait) => {
+                assert!(wait <= Duration::from_secs(30) && wait > Duration::ZERO, "{wait:?}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((sent.len(), refused), (1, 9));
+    assert!(matches!(sent[0].outcome, IssueOutcome::Created(_)));
+    let stored = store.load_value("contract:resend-42", T0).await.unwrap();
+    assert_eq!(stored.as_deref(), Some(sent[0].slot.taken().value.as_str()));
+}
+
 /// Writes one `#[tokio::test]` per check of the storage contract for a backend.
 ///
 /// `$make` is an async expression answering a fresh, empty store. A backend that needs an outside
@@ -494,6 +578,9 @@ macro_rules! store_contract_tests {
             limits_with_an_uneven_period_never_burst_past_count,
             shared_values_swap_only_what_was_read,
             concurrent_swaps_of_one_value_succeed_once,
+            issue_with_resend_takes_the_slot_and_issues_together,
+            issue_with_resend_writes_nothing_when_the_issue_refuses,
+            concurrent_issue_with_resend_take_one_slot,
         );
     };
     (@each $attrs:tt $make:expr; $($name:ident),* $(,)?) => {

@@ -69,8 +69,12 @@ impl VerificationService {
             let _ = self.limiter.acquire(std::slice::from_ref(rule), now).await?;
         }
         if result.is_ok() {
-            // A success clears the phone's failure count and feeds the tripwire.
-            if let Err(e) = self.limiter.reset(&[self.phone_check_key(phone)]).await {
+            // A success clears the phone's failure count and feeds the tripwire. Without the
+            // failure limit nothing counted failures: no write (a count left from when the limit
+            // was on drains by its own period).
+            if phone_rule.is_some()
+                && let Err(e) = self.limiter.reset(&[self.phone_check_key(phone)]).await
+            {
                 warn!(error = %e, "cannot reset the check limit after an approval");
             }
             tripwire::record_approval(&*self.limiter, &self.settings.policy.tripwire, country, now).await;

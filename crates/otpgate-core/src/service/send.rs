@@ -6,7 +6,8 @@ use tracing::{info, warn};
 use super::events::{ip_field, security_event_limit};
 use super::{REMOTE_PREFIX, SendRequest, Sent, VerificationService, map_provider_error};
 use crate::limits::LimitScope;
-use crate::store::{IssueOutcome, NewCode};
+use crate::resend::ResendClaim;
+use crate::store::{IssueOutcome, Issued, NewCode};
 use crate::{Code, OtpError, OutgoingCode, Verification, VerificationId, privacy, resend, tripwire};
 
 impl VerificationService {
@@ -26,29 +27,23 @@ impl VerificationService {
         }
         let bot_passed = self.required_bot_check(&req, &country).await?;
 
-        // The phone's resend cooldown, read first so a refused send uses up no quota.
         let resend_key = privacy::phone_resend_key(&self.hasher, &req.phone);
-        if let Some(wait) = resend::current_wait(&*self.limiter, &resend_key, now).await? {
-            security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, wait);
-            return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
-        }
         let tripwire = &self.settings.policy.tripwire;
         let tripped =
             test_code.is_none() && tripwire::is_tripped(&*self.limiter, tripwire, &self.tripwire, &country, now).await;
         let rules = self.send_rules(&req, &country, tripped);
-        if let Err(denied) = self.limiter.acquire(&rules, now).await? {
-            self.send_past_a_shared_budget(&req, &country, rules, denied, bot_passed, now).await?;
-        }
-        // Taken now; given back below if the send does not happen after all.
-        let first_cooldown = self.settings.policy.resend_cooldown;
-        let slot = match resend::take(&*self.limiter, &resend_key, first_cooldown, now).await? {
-            Ok(slot) => slot,
-            Err(wait) => {
-                // Lost a race with a concurrent send for the same phone.
+        if !rules.is_empty() {
+            // The phone's resend cooldown, read before any limit is taken so a refused send uses
+            // up no quota. Without limits there is no quota to spend, and the store's send below
+            // refuses a running wait itself: no read.
+            if let Some(wait) = resend::current_wait(&*self.limiter, &resend_key, now).await? {
                 security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, wait);
                 return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
             }
-        };
+            if let Err(denied) = self.limiter.acquire(&rules, now).await? {
+                self.send_past_a_shared_budget(&req, &country, rules, denied, bot_passed, now).await?;
+            }
+        }
 
         let is_test_number = test_code.is_some();
         let code = test_code.unwrap_or_else(|| Code::generate(self.settings.policy.code_length));
@@ -58,21 +53,24 @@ impl VerificationService {
             channel: req.channel,
             code_digest: Some(self.hasher.digest(&req.phone, &code)),
         };
-        let outcome = match self.store.issue(new, now, &self.settings.policy).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                resend::give_back(&*self.limiter, &slot, now).await;
-                return Err(e.into());
-            }
-        };
+        // The resend slot is taken and the verification written in one store call; given back
+        // below if the send does not happen after all.
+        let claim = ResendClaim { key: resend_key, first: self.settings.policy.resend_cooldown };
+        let Issued { outcome, slot } =
+            match self.store.issue_with_resend(&claim, new, now, &self.settings.policy).await? {
+                Ok(issued) => issued,
+                Err(wait) => {
+                    // The phone's wait is running (a send that read none above lost a race with a
+                    // concurrent send for the same phone, or read nothing because no limit applies).
+                    security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, wait);
+                    return Err(OtpError::RateLimited { retry_after: wait, scope: LimitScope::ResendCooldown });
+                }
+            };
         let (verification, created) = match &outcome {
             IssueOutcome::Created(v) => (v.clone(), true),
             IssueOutcome::Resent { verification, .. } => (verification.clone(), false),
-            IssueOutcome::Cooldown { retry_after } => {
-                // Lost a race with a concurrent send for the same phone.
-                resend::give_back(&*self.limiter, &slot, now).await;
-                security_event_limit(LimitScope::ResendCooldown, &masked, &country, req.client_ip, *retry_after);
-                return Err(OtpError::RateLimited { retry_after: *retry_after, scope: LimitScope::ResendCooldown });
+            IssueOutcome::Cooldown { .. } => {
+                return Err(OtpError::Internal("the store answered a cooldown as a send".into()));
             }
         };
 

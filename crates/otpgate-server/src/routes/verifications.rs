@@ -63,11 +63,13 @@ pub async fn send_verification(
     let channel = req.channel.unwrap_or(ChannelName::Sms).into();
     let send_req = SendRequest { phone, channel, locale: req.locale, client_ip, bot_token: req.bot_token };
     let idempotency = &state.idempotency;
-    let fingerprint = Fingerprint::of(&[
-        send_req.phone.e164().as_bytes(),
-        send_req.channel.as_str().as_bytes(),
-        send_req.locale.as_deref().unwrap_or_default().as_bytes(),
-    ]);
+    let fingerprint = || {
+        Fingerprint::of(&[
+            send_req.phone.e164().as_bytes(),
+            send_req.channel.as_str().as_bytes(),
+            send_req.locale.as_deref().unwrap_or_default().as_bytes(),
+        ])
+    };
     let held = match idempotency.begin(&headers, SEND_SCOPE, fingerprint).await? {
         Begin::Replay(response) => return Ok(response),
         Begin::Proceed(held) => held,

@@ -107,13 +107,13 @@ async fn metrics_show_provider_latency_errors_breaker_and_store_latency() {
         r#"otpgate_provider_errors_total{provider="twilio-messaging",kind="invalid_number"}"#,
         r#"otpgate_provider_errors_total{provider="twilio-messaging",kind="unavailable"}"#,
         r#"otpgate_provider_breaker_open{provider="twilio-messaging"}"#,
-        r#"otpgate_store_duration_seconds_count{op="issue"}"#,
+        r#"otpgate_store_duration_seconds_count{op="issue_with_resend"}"#,
         r#"otpgate_store_duration_seconds_count{op="acquire"}"#,
         r#"otpgate_store_duration_seconds_count{op="load_value"}"#,
         r#"otpgate_store_duration_seconds_count{op="swap_value"}"#,
         r#"otpgate_store_duration_seconds_count{op="revert_issue"}"#,
         r#"otpgate_store_duration_seconds_count{op="check"}"#,
-        r#"otpgate_store_duration_seconds_bucket{op="issue",le="#,
+        r#"otpgate_store_duration_seconds_bucket{op="issue_with_resend",le="#,
     ] {
         assert!(text.contains(series), "missing {series} in:\n{text}");
     }

@@ -1,6 +1,7 @@
 //! The Ed25519 keys that sign the JSON API's access tokens (EdDSA).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
@@ -10,7 +11,7 @@ use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, KeyAlgorithm, OctetKeyPairParameters, OctetKeyPairType,
     PublicKeyUse, ThumbprintHash,
 };
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 
 use super::KeyError;
 use super::file::KeyFileEntry;
@@ -23,7 +24,9 @@ pub struct SigningKey {
     created_at: u64,
     pkcs8: Vec<u8>,
     public: [u8; 32],
-    encoding: EncodingKey,
+    /// Parsed once: `jsonwebtoken::encode` parses the PKCS#8 key (and so derives the public
+    /// key, a scalar multiplication as costly as the signature) for every token it signs.
+    pair: Arc<Ed25519KeyPair>,
 }
 
 impl SigningKey {
@@ -43,13 +46,7 @@ impl SigningKey {
             .as_ref()
             .try_into()
             .map_err(|_| KeyError::Invalid("Ed25519 public key is not 32 bytes".into()))?;
-        let mut key = SigningKey {
-            kid: String::new(),
-            created_at,
-            pkcs8: der.to_vec(),
-            public,
-            encoding: EncodingKey::from_ed_der(der),
-        };
+        let mut key = SigningKey { kid: String::new(), created_at, pkcs8: der.to_vec(), public, pair: Arc::new(pair) };
         key.kid = match kid {
             Some(kid) if !kid.is_empty() => kid,
             _ => key.jwk().thumbprint(ThumbprintHash::SHA256).map_err(|e| KeyError::Invalid(e.to_string()))?,
@@ -75,10 +72,18 @@ impl SigningKey {
         public_jwk(&self.kid, &self.public)
     }
 
+    /// A compact JWS, byte for byte what `jsonwebtoken::encode` makes (base64url of the JSON
+    /// header and claims, and of the Ed25519 signature over both), with the parsed key pair.
     pub(super) fn sign(&self, claims: &AccessClaims) -> Result<String, KeyError> {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| KeyError::Sign(e.to_string()))
+        let header = json_part(&header)?;
+        let claims = json_part(claims)?;
+        let mut token = format!("{header}.{claims}");
+        let signature = self.pair.sign(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature.as_ref(), &mut token);
+        Ok(token)
     }
 
     pub(super) fn to_file(&self) -> KeyFileEntry {
@@ -117,5 +122,38 @@ pub fn public_jwk(kid: &str, public: &[u8; 32]) -> Jwk {
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey").field("kid", &self.kid).field("private_key", &"<redacted>").finish()
+    }
+}
+
+/// One part of a compact JWS: base64url of the value's JSON.
+fn json_part<T: serde::Serialize>(value: &T) -> Result<String, KeyError> {
+    serde_json::to_vec(value).map(|json| URL_SAFE_NO_PAD.encode(json)).map_err(|e| KeyError::Sign(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_what_jsonwebtoken_encodes() {
+        let key = SigningKey::generate().unwrap();
+        let claims = AccessClaims {
+            iss: "https://otpgate.example".into(),
+            aud: "app".into(),
+            sub: "usr_1".into(),
+            iat: 1_800_000_000,
+            nbf: 1_800_000_000,
+            exp: 1_800_000_900,
+            jti: "j1".into(),
+            phone_number: "+14155550100".into(),
+            phone_number_verified: true,
+            amr: vec!["sms".into()],
+        };
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(key.kid().to_owned());
+        let expected =
+            jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ed_der(&key.pkcs8)).unwrap();
+        // Ed25519 signatures are deterministic: the same key and message give the same token.
+        assert_eq!(key.sign(&claims).unwrap(), expected);
     }
 }

@@ -55,42 +55,34 @@ impl PgStore {
         first: &NewRefreshToken,
         now: Timestamp,
     ) -> Result<(User, bool), StoreError> {
-        let mut tx = self.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO users (id, phone, created_at) VALUES ($1, $2, $3) ON CONFLICT (phone) DO NOTHING \
-             RETURNING id, phone, created_at",
+        // One statement, so one round trip (it was BEGIN, INSERT, maybe SELECT, INSERT, COMMIT):
+        // the upsert answers the user's row whether it inserted it or not (DO UPDATE, a no-op
+        // write, returns the existing row, locked; DO NOTHING would return none, and a SELECT in
+        // the same statement cannot see a row a concurrent sign-in just committed). The user is
+        // new exactly when its id is the one this call proposed. The token's foreign key is
+        // checked at the end of the statement, after the user's insert.
+        let row = sqlx::query(
+            "WITH u AS (\
+                 INSERT INTO users (id, phone, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (phone) DO UPDATE SET phone = EXCLUDED.phone \
+                 RETURNING id, phone, created_at), \
+             t AS (\
+                 INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
+                 SELECT $4, id, $5, $6, $3, $7 FROM u) \
+             SELECT id, phone, created_at, id = $1 AS created FROM u",
         )
         .bind(new_id.as_str())
         .bind(phone.e164())
         .bind(now.0)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(classify)?;
-        let (user, created) = match inserted {
-            Some(row) => (user_from_row(&row)?, true),
-            None => {
-                let row = sqlx::query("SELECT id, phone, created_at FROM users WHERE phone = $1")
-                    .bind(phone.e164())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(classify)?;
-                (user_from_row(&row)?, false)
-            }
-        };
-        sqlx::query(
-            "INSERT INTO refresh_tokens (digest, user_id, family, channel, issued_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
         .bind(first.digest.as_bytes().as_slice())
-        .bind(user.id.as_str())
         .bind(first.family.as_str())
         .bind(first.channel.as_str())
-        .bind(now.0)
         .bind(first.expires_at.0)
-        .execute(&mut *tx)
+        .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
-        tx.commit().await.map_err(classify)?;
+        let user = user_from_row(&row)?;
+        let created: bool = row.try_get("created").map_err(classify)?;
         Ok((user, created))
     }
 

@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use otpgate_core::resend::ResendClaim;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification,
+    Channel, CheckOutcome, CodeDigest, IssueOutcome, Issued, PhoneNumber, Policy, StoreError, Timestamp, Verification,
     VerificationId, VerificationStatus, Verifications,
 };
 use sqlx::AssertSqlSafe;
@@ -192,6 +193,18 @@ impl Verifications for PgStore {
 
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
         self.timed(self.issue_tx(new, now, policy)).await
+    }
+
+    async fn issue_with_resend(
+        &self,
+        claim: &ResendClaim,
+        new: NewCode,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Result<Issued, Duration>, StoreError> {
+        // In steps (the swap decides races): the Postgres hot store serves "Postgres only"
+        // deployments, where one transaction for both would need the value row locked first.
+        otpgate_core::resend::issue_in_steps(self, claim, new, now, policy).await
     }
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {

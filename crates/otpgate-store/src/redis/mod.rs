@@ -51,6 +51,17 @@ mod verifications;
 pub const KEY_GRACE: Duration = Duration::from_secs(60);
 
 static ISSUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("issue.lua")));
+/// A send in one script on one server: issue.lua as a function, called by issue_resend.lua
+/// between taking the resend slot and writing it (never on a Cluster: the resend value lives in
+/// another slot).
+static ISSUE_RESEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        "local function issue()\n",
+        include_str!("issue.lua"),
+        "\nend\n",
+        include_str!("issue_resend.lua")
+    ))
+});
 static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("check.lua")));
 static REVERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("revert.lua")));
 static UPDATE_BY_ID: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("update_by_id.lua")));
@@ -181,6 +192,10 @@ impl RedisStore {
         };
         store.ping().await?;
         Ok(store)
+    }
+
+    fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
     }
 
     fn phone_key(&self, kind: &str, e164: &str) -> String {

@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use otpgate_core::policy::MAX_RESEND_COOLDOWN;
+use otpgate_core::resend::ResendClaim;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification,
+    Channel, CheckOutcome, CodeDigest, IssueOutcome, Issued, PhoneNumber, Policy, StoreError, Timestamp, Verification,
     VerificationId, Verifications,
 };
 
 use super::{
-    CHECK, ISSUE, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, digest_arg, first_number, ms, verification_from_flat,
+    CHECK, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, digest_arg, first_number, ms,
+    verification_from_flat,
 };
 
 #[async_trait]
@@ -66,6 +68,55 @@ impl Verifications for RedisStore {
         let ttl = now.until(v.expires_at) + KEY_GRACE;
         self.command::<()>(::redis::cmd("SET").arg(self.id_key(&v.id)).arg(e164).arg("PX").arg(ms(ttl))).await?;
         Ok(outcome)
+    }
+
+    async fn issue_with_resend(
+        &self,
+        claim: &ResendClaim,
+        new: NewCode,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Result<Issued, Duration>, StoreError> {
+        if self.is_cluster() {
+            // The resend value and the verification live in different slots: no one script can
+            // hold both, so the steps are separate (and atomic as a whole by the swap).
+            return otpgate_core::resend::issue_in_steps(self, claim, new, now, policy).await;
+        }
+        let e164 = new.phone.e164();
+        let mut inv = ISSUE_RESEND.prepare_invoke();
+        inv.key(self.phone_key("v", e164))
+            .key(self.phone_key("vp", e164))
+            .key(self.value_key(&claim.key))
+            .arg(now.0)
+            .arg(new.id.as_str())
+            .arg(e164)
+            .arg(new.channel.as_str())
+            .arg(digest_arg(&new.code_digest))
+            .arg(ms(policy.code_ttl))
+            .arg(policy.max_attempts)
+            .arg(ms(policy.resend_cooldown))
+            .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
+            .arg(ms(KEY_GRACE))
+            .arg(ms(otpgate_core::resend::FORGET_AFTER))
+            .arg(format!("{}vid:{{", self.prefix))
+            .arg(ms(claim.first))
+            .arg(ms(MAX_RESEND_COOLDOWN.max(claim.first)));
+        let (kind, before, after, previous, taken): (String, Vec<Vec<u8>>, Vec<Vec<u8>>, String, String) =
+            self.script(&inv).await?;
+        let outcome = match kind.as_str() {
+            "cooldown" => return Ok(Err(Duration::from_millis(first_number(&before)?))),
+            "created" => IssueOutcome::Created(verification_from_flat(after)?),
+            "resent" => IssueOutcome::Resent {
+                previous: verification_from_flat(before)?,
+                verification: verification_from_flat(after)?,
+            },
+            other => return Err(StoreError::Internal(format!("issue script answered {other:?}"))),
+        };
+        let previous = (!previous.is_empty()).then_some(previous.as_str());
+        let slot = claim
+            .slot_from(previous, &taken, now)
+            .ok_or_else(|| StoreError::Internal(format!("issue script stored resend value {taken:?}")))?;
+        Ok(Ok(Issued { outcome, slot }))
     }
 
     async fn set_provider_ref(&self, id: &VerificationId, provider_ref: &str) -> Result<(), StoreError> {

@@ -147,12 +147,7 @@ impl SharedValues for SqliteStore {
                     return Ok(false);
                 }
                 match new {
-                    Some(new) => execute(
-                        conn,
-                        "INSERT INTO shared_values (key, value, expires_at) VALUES (?, ?, ?) \
-                         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
-                        params![key, new.value, new.expires_at.map(|t| t.0)],
-                    )?,
+                    Some(new) => put_value(conn, &key, &new)?,
                     None => execute(conn, "DELETE FROM shared_values WHERE key = ?", params![key])?,
                 };
                 Ok(true)
@@ -161,8 +156,18 @@ impl SharedValues for SqliteStore {
     }
 }
 
+/// Stores `value` under `key`, replacing whatever is there.
+pub(super) fn put_value(conn: &Connection, key: &str, value: &StoredValue) -> Result<usize, StoreError> {
+    execute(
+        conn,
+        "INSERT INTO shared_values (key, value, expires_at) VALUES (?, ?, ?) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+        params![key, value.value, value.expires_at.map(|t| t.0)],
+    )
+}
+
 /// The value under `key` unless it expired by `now`.
-fn live_value(conn: &Connection, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+pub(super) fn live_value(conn: &Connection, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
     conn.prepare_cached("SELECT value FROM shared_values WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)")
         .and_then(|mut s| s.query_row(params![key, now.0], |row| row.get(0)).optional())
         .map_err(classify)

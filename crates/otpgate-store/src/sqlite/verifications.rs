@@ -5,12 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use otpgate_core::policy::resend_cooldown_after;
+use otpgate_core::resend::ResendClaim;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
-    Channel, CheckOutcome, CodeDigest, IssueOutcome, PhoneNumber, Policy, StoreError, Timestamp, Verification,
+    Channel, CheckOutcome, CodeDigest, IssueOutcome, Issued, PhoneNumber, Policy, StoreError, Timestamp, Verification,
     VerificationId, VerificationStatus, Verifications,
 };
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{SqliteStore, classify, execute, query_verification};
 use crate::rows::{digest_bytes, verification_columns};
@@ -34,91 +35,33 @@ impl Verifications for SqliteStore {
     }
 
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
-        let (code_ttl, max_attempts, first_cooldown) = (policy.code_ttl, policy.max_attempts, policy.resend_cooldown);
+        let policy = policy.clone();
+        self.conn.run(move |conn| issue_on(conn, new, now, &policy)).await
+    }
+
+    async fn issue_with_resend(
+        &self,
+        claim: &ResendClaim,
+        new: NewCode,
+        now: Timestamp,
+        policy: &Policy,
+    ) -> Result<Result<Issued, Duration>, StoreError> {
+        let (claim, policy) = (claim.clone(), policy.clone());
+        // One closure on the connection: the resend slot and the verification are written in the
+        // same savepoint of the same commit, or neither is.
         self.conn
             .run(move |conn| {
-                let phone = new.phone.e164();
-                // A pending row past its expiry is over: close it so the phone can have a new one.
-                execute(
-                    conn,
-                    "UPDATE verifications SET status = 'expired', ended_at = expires_at \
-                     WHERE phone = ? AND status = 'pending' AND expires_at <= ?",
-                    params![phone, now.0],
-                )?;
-                let live = query_verification(
-                    conn,
-                    concat!(
-                        "SELECT ",
-                        verification_columns!(),
-                        " FROM verifications WHERE phone = ? AND status = 'pending'"
-                    ),
-                    params![phone],
-                )?;
-                let expires_at = now.plus(code_ttl);
-                if let Some(previous) = live {
-                    if now < previous.next_resend_at {
-                        return Ok(IssueOutcome::Cooldown { retry_after: now.until(previous.next_resend_at) });
-                    }
-                    let sends = previous.sends + 1;
-                    let next_resend_at = now.plus(resend_cooldown_after(first_cooldown, sends));
-                    execute(
-                        conn,
-                        "UPDATE verifications SET code_digest = ?, channel = ?, provider_ref = NULL, sends = ?, \
-                         expires_at = ?, next_resend_at = ? WHERE id = ?",
-                        params![
-                            digest_bytes(&new.code_digest),
-                            new.channel.as_str(),
-                            i64::from(sends),
-                            expires_at.0,
-                            next_resend_at.0,
-                            previous.id.as_str()
-                        ],
-                    )?;
-                    let verification = Verification {
-                        code_digest: new.code_digest,
-                        channel: new.channel,
-                        provider_ref: None,
-                        sends,
-                        expires_at,
-                        next_resend_at,
-                        ..previous.clone()
-                    };
-                    return Ok(IssueOutcome::Resent { verification, previous });
-                }
-                let v = Verification {
-                    id: new.id,
-                    phone: phone.to_owned(),
-                    channel: new.channel,
-                    status: VerificationStatus::Pending,
-                    code_digest: new.code_digest,
-                    provider_ref: None,
-                    attempts: 0,
-                    max_attempts,
-                    sends: 1,
-                    created_at: now,
-                    expires_at,
-                    next_resend_at: now.plus(resend_cooldown_after(first_cooldown, 1)),
+                let current = super::limits::live_value(conn, &claim.key, now)?;
+                let slot = match claim.take(current.as_deref(), now) {
+                    Ok(slot) => slot,
+                    Err(wait) => return Ok(Err(wait)),
                 };
-                execute(
-                    conn,
-                    concat!(
-                        "INSERT INTO verifications (",
-                        verification_columns!(),
-                        ") \
-                         VALUES (?, ?, ?, 'pending', ?, NULL, 0, ?, 1, ?, ?, ?)"
-                    ),
-                    params![
-                        v.id.as_str(),
-                        v.phone,
-                        v.channel.as_str(),
-                        digest_bytes(&v.code_digest),
-                        i64::from(v.max_attempts),
-                        v.created_at.0,
-                        v.expires_at.0,
-                        v.next_resend_at.0
-                    ],
-                )?;
-                Ok(IssueOutcome::Created(v))
+                let outcome = match issue_on(conn, new, now, &policy)? {
+                    IssueOutcome::Cooldown { retry_after } => return Ok(Err(retry_after)),
+                    outcome => outcome,
+                };
+                super::limits::put_value(conn, slot.key(), slot.taken())?;
+                Ok(Ok(Issued { outcome, slot }))
             })
             .await
     }
@@ -261,4 +204,91 @@ impl Verifications for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.conn.run(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(classify)).await
     }
+}
+
+/// Creates or resends the verification of `new.phone` (see `Verifications::issue`), on the
+/// connection, inside the caller's savepoint.
+fn issue_on(conn: &Connection, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
+    let (code_ttl, max_attempts, first_cooldown) = (policy.code_ttl, policy.max_attempts, policy.resend_cooldown);
+    let phone = new.phone.e164();
+    // The phone's one pending row (a unique partial index). Past its expiry it is over: closed
+    // here, so the phone can have a new one. (Read first and closed by id only when expired:
+    // an UPDATE by phone before the read was one more statement on every send.)
+    let mut live = query_verification(
+        conn,
+        concat!("SELECT ", verification_columns!(), " FROM verifications WHERE phone = ? AND status = 'pending'"),
+        params![phone],
+    )?;
+    if let Some(expired) = live.take_if(|v| v.expires_at <= now) {
+        execute(
+            conn,
+            "UPDATE verifications SET status = 'expired', ended_at = expires_at WHERE id = ?",
+            params![expired.id.as_str()],
+        )?;
+    }
+    let expires_at = now.plus(code_ttl);
+    if let Some(previous) = live {
+        if now < previous.next_resend_at {
+            return Ok(IssueOutcome::Cooldown { retry_after: now.until(previous.next_resend_at) });
+        }
+        let sends = previous.sends + 1;
+        let next_resend_at = now.plus(resend_cooldown_after(first_cooldown, sends));
+        execute(
+            conn,
+            "UPDATE verifications SET code_digest = ?, channel = ?, provider_ref = NULL, sends = ?, \
+                 expires_at = ?, next_resend_at = ? WHERE id = ?",
+            params![
+                digest_bytes(&new.code_digest),
+                new.channel.as_str(),
+                i64::from(sends),
+                expires_at.0,
+                next_resend_at.0,
+                previous.id.as_str()
+            ],
+        )?;
+        let verification = Verification {
+            code_digest: new.code_digest,
+            channel: new.channel,
+            provider_ref: None,
+            sends,
+            expires_at,
+            next_resend_at,
+            ..previous.clone()
+        };
+        return Ok(IssueOutcome::Resent { verification, previous });
+    }
+    let v = Verification {
+        id: new.id,
+        phone: phone.to_owned(),
+        channel: new.channel,
+        status: VerificationStatus::Pending,
+        code_digest: new.code_digest,
+        provider_ref: None,
+        attempts: 0,
+        max_attempts,
+        sends: 1,
+        created_at: now,
+        expires_at,
+        next_resend_at: now.plus(resend_cooldown_after(first_cooldown, 1)),
+    };
+    execute(
+        conn,
+        concat!(
+            "INSERT INTO verifications (",
+            verification_columns!(),
+            ") \
+                 VALUES (?, ?, ?, 'pending', ?, NULL, 0, ?, 1, ?, ?, ?)"
+        ),
+        params![
+            v.id.as_str(),
+            v.phone,
+            v.channel.as_str(),
+            digest_bytes(&v.code_digest),
+            i64::from(v.max_attempts),
+            v.created_at.0,
+            v.expires_at.0,
+            v.next_resend_at.0
+        ],
+    )?;
+    Ok(IssueOutcome::Created(v))
 }

@@ -13,8 +13,8 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{Algorithm, Header};
 
-use super::KeyError;
 use super::file::KeyFileEntry;
+use super::{KeyError, json_part};
 use crate::verify::AccessClaims;
 
 /// One Ed25519 key pair with its key id (the RFC 7638 thumbprint of its public JWK).
@@ -123,11 +123,6 @@ impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey").field("kid", &self.kid).field("private_key", &"<redacted>").finish()
     }
-}
-
-/// One part of a compact JWS: base64url of the value's JSON.
-fn json_part<T: serde::Serialize>(value: &T) -> Result<String, KeyError> {
-    serde_json::to_vec(value).map(|json| URL_SAFE_NO_PAD.encode(json)).map_err(|e| KeyError::Sign(e.to_string()))
 }
 
 #[cfg(test)]

@@ -43,6 +43,14 @@ mod rsa;
 pub use ed25519::{SigningKey, public_jwk};
 pub use rsa::{RsaSigningKey, rsa_jwk, rsa_public_components};
 
+/// One part of a compact JWS: the base64url of `value`'s JSON (the header, or the claims).
+fn json_part<T: Serialize>(value: &T) -> Result<String, KeyError> {
+    use base64::Engine;
+    serde_json::to_vec(value)
+        .map(|json| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json))
+        .map_err(|e| KeyError::Sign(e.to_string()))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("could not generate an Ed25519 key")]

@@ -15,8 +15,8 @@ use jsonwebtoken::jwk::{
 use jsonwebtoken::{Algorithm, DecodingKey, Header};
 use serde::Serialize;
 
-use super::KeyError;
 use super::file::KeyFileEntry;
+use super::{KeyError, json_part};
 
 /// Smallest RSA modulus we sign with or accept in a key file: 2048 bits (RFC 7518 §3.3).
 const MIN_RSA_MODULUS_BYTES: usize = 256;
@@ -102,9 +102,7 @@ impl RsaSigningKey {
         let mut header = Header::new(Algorithm::RS256);
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.kid.clone());
-        let header = serde_json::to_vec(&header).map_err(|e| KeyError::Sign(e.to_string()))?;
-        let claims = serde_json::to_vec(claims).map_err(|e| KeyError::Sign(e.to_string()))?;
-        let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims));
+        let signing_input = format!("{}.{}", json_part(&header)?, json_part(claims)?);
         let mut signature = vec![0; self.pair.public_modulus_len()];
         self.pair
             .sign(

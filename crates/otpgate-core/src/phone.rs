@@ -3,8 +3,9 @@
 //! `+1 (415) 555-0100`, `+14155550100` and `0014155550100`.
 
 use std::fmt;
+use std::fmt::Write as _;
 
-use rlibphonenumber::errors::unwrap_internal_infallible;
+use rlibphonenumber::errors::{InternalError, unwrap_internal_infallible};
 use rlibphonenumber::interfaces::AsOriginal;
 use rlibphonenumber::{PhoneNumberType, get_national_significant_number_owned};
 
@@ -179,35 +180,44 @@ impl PhoneNumber {
     /// each look the region up again (for +1 that walks the NANPA regions' patterns), and
     /// `is_valid()` and `get_type()` each match the number type's patterns: three region
     /// lookups and two type matches per number, where one of each gives the same answers.
-    /// The steps below are those of the library's `is_valid_number` (= a region, and
-    /// `is_valid_number_for_region` on it) and `get_number_type` (the type of the number in
-    /// the same region's metadata), with the region and type shared; the differential test
-    /// below compares it with the library's own calls over the numbering plan's examples and
-    /// random inputs.
+    /// The steps below are those of the library's `is_valid_number` (a region, then
+    /// `is_valid_number_for_region` on it: a type other than unknown in that region's
+    /// metadata) and `get_number_type` (the type in the same region's metadata), with the
+    /// region and the type shared. The differential test below compares it with the library's
+    /// own calls over every region's example numbers, near misses of them and random inputs.
     fn from_parsed(parsed: &rlibphonenumber::PhoneNumber) -> Result<Self, PhoneError> {
         // The library's wrapper over its internal util; `AsOriginal` (public) gives the
-        // internal one, whose region lookup and type matching are public methods but not
+        // internal one, whose region lookup steps and type matching are public methods but not
         // exported on the wrapper. Its regex errors mean broken built-in metadata, on which
         // the wrapper panics: so does `unwrap_internal_infallible`.
         let util = rlibphonenumber::PHONE_NUMBER_UTIL.as_original();
         let calling_code = parsed.country_code;
-        let region = unwrap_internal_infallible(util.get_region_for_number(parsed)).ok_or(PhoneError::NotValid)?;
-        // `is_valid_number_for_region`: the region's metadata (a non-geographic code's own for
-        // `001`), of the same calling code.
-        let metadata = util
-            .get_metadata_for_region_or_calling_code(calling_code, region)
-            .filter(|metadata| !(region == Region::World && calling_code != metadata.original.country_code()))
-            .ok_or(PhoneError::NotValid)?;
-        // The national significant number, with an Italian leading zero's zeros: what both the
-        // type matching and the E.164 formatter use.
+        // The national significant number, with an Italian leading zero's zeros: what the
+        // region lookup, the type matching and the E.164 formatter all use.
         let national = get_national_significant_number_owned(parsed);
-        let number_type = unwrap_internal_infallible(util.get_number_type_helper(&national, metadata));
+        let (region, found_type) = Self::region_for_number(parsed, &national).ok_or(PhoneError::NotValid)?;
+        let number_type = match found_type {
+            Some(number_type) => number_type,
+            None => {
+                // `is_valid_number_for_region`: the region's metadata (a non-geographic code's
+                // own for `001`), of the same calling code.
+                let metadata = util
+                    .get_metadata_for_region_or_calling_code(calling_code, region)
+                    .filter(|metadata| !(region == Region::World && calling_code != metadata.original.country_code()))
+                    .ok_or(PhoneError::NotValid)?;
+                unwrap_internal_infallible(util.get_number_type_helper(&national, metadata))
+            }
+        };
         if number_type == PhoneNumberType::Unknown {
             return Err(PhoneError::NotValid);
         }
         // E.164 is `+`, the calling code and the national significant number: the library's
         // E.164 formatter writes exactly these three (no formatting pattern, no extension).
-        let e164 = format!("+{calling_code}{national}");
+        let mut e164 = String::with_capacity(1 + 3 + national.len());
+        e164.push('+');
+        // Writing to a `String` cannot fail.
+        let _ = write!(e164, "{calling_code}");
+        e164.push_str(&national);
         // The numbering-plan metadata allows some national numbers (German ones) longer than
         // E.164's 15 digits; no provider can send to those, and our form must stay E.164.
         if e164.len() > MAX_E164_LEN {
@@ -217,7 +227,39 @@ impl PhoneNumber {
         // `Region::World` is the metadata's "region" `001` of non-geographic calling codes
         // (+800, +870, +881, …).
         let kind = if region == Region::World { NumberKind::NonGeographic } else { NumberKind::from_lib(number_type) };
-        Ok(PhoneNumber { e164, country_code, region: Some(region.to_string()), kind })
+        Ok(PhoneNumber { e164, country_code, region: Some(String::from(&*region.as_region_str())), kind })
+    }
+
+    /// The library's `get_region_for_number`, step by step, keeping the number type it finds
+    /// on the way. A calling code of one region (or `001`) is that region, unchecked. For a
+    /// code shared by several (+1's NANPA, +7, +44, …) it is the first region, in the
+    /// metadata's order, whose leading digits start the number or whose metadata gives the
+    /// number a type other than unknown; in the second case that type is the number's type
+    /// too (`get_number_type` matches the same number against the same region's metadata), so
+    /// it comes back with the region instead of being matched again.
+    fn region_for_number(
+        parsed: &rlibphonenumber::PhoneNumber,
+        national: &str,
+    ) -> Option<(Region, Option<PhoneNumberType>)> {
+        let util = rlibphonenumber::PHONE_NUMBER_UTIL.as_original();
+        let mut regions = util.get_regions_for_country_calling_code(parsed.country_code)?;
+        if regions.len() <= 1 {
+            return regions.next().map(|region| (region, None));
+        }
+        for region in regions {
+            // The library gives up (no region) where a listed region has no metadata.
+            let metadata = util.get_metadata_for_region(region)?;
+            let leading_digits =
+                unwrap_internal_infallible(metadata.leading_digits().anchor_start().map_err(InternalError::from));
+            if leading_digits.is_some_and(|pattern| pattern.is_match(national)) {
+                return Some((region, None));
+            }
+            let number_type = unwrap_internal_infallible(util.get_number_type_helper(national, metadata));
+            if number_type != PhoneNumberType::Unknown {
+                return Some((region, Some(number_type)));
+            }
+        }
+        None
     }
 
     /// Rebuilds a number from its stored E.164 form (already validated when it was stored).

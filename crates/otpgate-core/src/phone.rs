@@ -3,7 +3,6 @@
 //! `+1 (415) 555-0100`, `+14155550100` and `0014155550100`.
 
 use std::fmt;
-use std::fmt::Write as _;
 
 use rlibphonenumber::errors::{InternalError, unwrap_internal_infallible};
 use rlibphonenumber::interfaces::AsOriginal;
@@ -155,21 +154,25 @@ impl PhoneNumber {
                 _ => return Err(PhoneError::ForbiddenCharacter),
             }
         }
-        let digits: String = trimmed.bytes().filter(u8::is_ascii_digit).map(char::from).collect();
-        if digits.is_empty() {
+        // `+` and the input's digits, in one buffer: the library reads this international
+        // form, and the digits after the `+` are the national form.
+        let mut plus_digits = String::with_capacity(trimmed.len() + 1);
+        plus_digits.push('+');
+        plus_digits.extend(trimmed.chars().filter(char::is_ascii_digit));
+        if plus_digits.len() == 1 {
             return Err(PhoneError::Unparseable);
         }
         // `00` is the international prefix almost everywhere, and no national number starts
         // with it, so reading it as `+` is safe even without a default region.
-        let international = if saw_plus {
-            Some(format!("+{digits}"))
+        let parsed = if saw_plus {
+            rlibphonenumber::PhoneNumber::parse(&plus_digits, None)
+        } else if plus_digits[1..].starts_with("00") {
+            plus_digits.replace_range(1..3, "");
+            rlibphonenumber::PhoneNumber::parse(&plus_digits, None)
+        } else if let Some(region) = default_region {
+            rlibphonenumber::PhoneNumber::parse(&plus_digits[1..], Some(region))
         } else {
-            digits.strip_prefix("00").map(|rest| format!("+{rest}"))
-        };
-        let parsed = match (international, default_region) {
-            (Some(intl), _) => rlibphonenumber::PhoneNumber::parse(&intl, None),
-            (None, Some(region)) => rlibphonenumber::PhoneNumber::parse(&digits, Some(region)),
-            (None, None) => return Err(PhoneError::NoCountryCode),
+            return Err(PhoneError::NoCountryCode);
         }
         .map_err(|_| PhoneError::Unparseable)?;
         Self::from_parsed(&parsed)
@@ -211,19 +214,20 @@ impl PhoneNumber {
         if number_type == PhoneNumberType::Unknown {
             return Err(PhoneError::NotValid);
         }
+        // Calling codes have one to three digits. Refused before the length check below, not
+        // after it as before: both refusals are `NotValid`, so the order changes no answer.
+        let country_code = u16::try_from(calling_code).map_err(|_| PhoneError::NotValid)?;
         // E.164 is `+`, the calling code and the national significant number: the library's
         // E.164 formatter writes exactly these three (no formatting pattern, no extension).
         let mut e164 = String::with_capacity(1 + 3 + national.len());
         e164.push('+');
-        // Writing to a `String` cannot fail.
-        let _ = write!(e164, "{calling_code}");
+        push_decimal(&mut e164, country_code);
         e164.push_str(&national);
         // The numbering-plan metadata allows some national numbers (German ones) longer than
         // E.164's 15 digits; no provider can send to those, and our form must stay E.164.
         if e164.len() > MAX_E164_LEN {
             return Err(PhoneError::NotValid);
         }
-        let country_code = u16::try_from(calling_code).map_err(|_| PhoneError::NotValid)?;
         // `Region::World` is the metadata's "region" `001` of non-geographic calling codes
         // (+800, +870, +881, …).
         let kind = if region == Region::World { NumberKind::NonGeographic } else { NumberKind::from_lib(number_type) };
@@ -296,6 +300,14 @@ impl PhoneNumber {
     pub fn prefix(&self) -> &str {
         &self.e164[..self.e164.len().saturating_sub(4)]
     }
+}
+
+/// Writes `n` in decimal, as `Display` does, without the formatting machinery.
+fn push_decimal(out: &mut String, n: u16) {
+    if n >= 10 {
+        push_decimal(out, n / 10);
+    }
+    out.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// `Debug` masks the number, so a stray `{:?}` in a log line cannot leak it.
@@ -548,6 +560,12 @@ mod tests {
             }
         }
         out.extend(international.into_iter().map(|i| (i, None)));
+        // Inputs without digits or with little more than a prefix.
+        for input in ["", " ", "+", "+ ", "()", "-.-", "( ) .", "0", "00", "000", "+0", "+00", "+1", " 00 1 ", "++1"] {
+            for default in [None, us] {
+                out.push((input.to_owned(), default));
+            }
+        }
         // Random digit strings of 1–17 digits: `+`, `00` and national (with a random default
         // region, or none).
         let regions: Vec<Region> = util.get_supported_regions().collect();
@@ -561,11 +579,20 @@ mod tests {
                 1 => us,
                 _ => Some(regions[rng.below(regions.len())]),
             };
-            let input = match rng.below(3) {
+            let mut input = match rng.below(3) {
                 0 => format!("+{digits}"),
                 1 => format!("00{digits}"),
                 _ => digits,
             };
+            // Every fourth with punctuation, spaces around, or a character the allow-list
+            // refuses, at random places.
+            if rng.below(4) == 0 {
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(input.len() + 1);
+                    let c = [' ', '(', ')', '-', '.', ' ', '+', 'x', '/'][rng.below(9)];
+                    input.insert(at, c);
+                }
+            }
             out.push((input, default));
         }
         out
@@ -605,7 +632,7 @@ mod tests {
         assert!(corpus.len() > 30_000, "{}", corpus.len());
         assert!(valid > 10_000, "{valid} valid of {}", corpus.len());
         assert!(kinds.len() >= 10, "{kinds:?}");
-        for error in ["NotValid", "Unparseable", "NoCountryCode"] {
+        for error in ["NotValid", "Unparseable", "NoCountryCode", "ForbiddenCharacter"] {
             assert!(errors.contains(error), "{errors:?}");
         }
     }

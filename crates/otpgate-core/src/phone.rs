@@ -192,7 +192,9 @@ impl PhoneNumber {
         // The library's wrapper over its internal util; `AsOriginal` (public) gives the
         // internal one, whose region lookup steps and type matching are public methods but not
         // exported on the wrapper. Its regex errors mean broken built-in metadata, on which
-        // the wrapper panics: so does `unwrap_internal_infallible`.
+        // the wrapper panics: so does `unwrap_internal_infallible`. Should a new version of
+        // the library rename these methods, this stops compiling; should it change what they
+        // do, the differential test fails (its reference uses only the wrapper's calls).
         let util = rlibphonenumber::PHONE_NUMBER_UTIL.as_original();
         let calling_code = parsed.country_code;
         // The national significant number, with an Italian leading zero's zeros: what the
@@ -422,8 +424,8 @@ mod tests {
     }
 
     /// `PhoneNumber::parse` before it shared the region and the type (the library's
-    /// `is_valid()`, `format_as(E164)`, `get_region_code()` and `get_type()`), kept verbatim as
-    /// the reference of the differential test.
+    /// `is_valid()`, `format_as(E164)`, `get_region_code()` and `get_type()`), its code kept as
+    /// it was, as the reference of the differential test.
     fn parse_reference(input: &str, default_region: Option<Region>) -> Result<PhoneNumber, PhoneError> {
         use rlibphonenumber::PhoneNumberFormat;
         const NON_GEOGRAPHIC_REGION: &str = "001";

@@ -6,8 +6,13 @@
 //!
 //! ```sh
 //! cargo build --release -p otpgate-core --example phone_parse
-//! for n in 0 1000; do valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$n \
-//!   target/release/examples/phone_parse us $n 2>&1 | grep 'Collected'; done
+//! for set in us ca gb de intl800 invalid national; do
+//!   for n in 0 1000; do
+//!     valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$n target/release/examples/phone_parse $set $n \
+//!       2>&1 | sed -n 's/.*Collected : //p' >/tmp/cg.$n.ir
+//!   done
+//!   echo "$set $(( ($(cat /tmp/cg.1000.ir) - $(cat /tmp/cg.0.ir)) / (1000 * 4) ))"
+//! done
 //! ```
 //!
 //! Sets: `us` (NANPA, found on the first region), `ca` (NANPA, found after walking the other

@@ -10,7 +10,7 @@ use otpgate_core::store::{Denied, StoredValue};
 use otpgate_core::{Counters, Limits, SharedValues, StoreError, Timestamp};
 use std::collections::HashMap;
 
-use super::{COUNTER, Conn, GIVEBACK, LIMIT, RedisStore, SWAP, ms};
+use super::{COUNTER, Conn, GIVEBACK, LIMIT, RedisStore, SWAP, SWAP_BUCKET, ValuePlace, bucket_expiry, ms};
 
 /// One rule prepared for the limit script.
 struct Prepared<'a> {
@@ -182,9 +182,22 @@ impl Counters for RedisStore {
 #[async_trait]
 impl SharedValues for RedisStore {
     async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        let (value, expires): (Option<String>, Option<i64>) =
-            self.command(::redis::cmd("HMGET").arg(self.value_key(key)).arg("v").arg("exp")).await?;
-        Ok(value.filter(|_| expires.is_none_or(|exp| exp > now.0)))
+        match self.value_place(key) {
+            ValuePlace::Hash(key) => {
+                let (value, expires): (Option<String>, Option<i64>) =
+                    self.command(::redis::cmd("HMGET").arg(key).arg("v").arg("exp")).await?;
+                Ok(value.filter(|_| expires.is_none_or(|exp| exp > now.0)))
+            }
+            ValuePlace::Bucket { key, field } => {
+                let entry: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(key).arg(field)).await?;
+                let Some(entry) = entry.filter(|e| bucket_expiry(e).is_some_and(|exp| exp > now.0)) else {
+                    return Ok(None);
+                };
+                let value = String::from_utf8(entry[6..].to_vec())
+                    .map_err(|_| StoreError::Internal("a shared value in Redis is not text".into()))?;
+                Ok(Some(value))
+            }
+        }
     }
 
     async fn swap_value(
@@ -194,14 +207,32 @@ impl SharedValues for RedisStore {
         new: Option<&StoredValue>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut inv = SWAP.prepare_invoke();
-        inv.key(self.value_key(key))
-            .arg(now.0)
+        let (mut inv, field) = match self.value_place(key) {
+            ValuePlace::Hash(key) => {
+                let mut inv = SWAP.prepare_invoke();
+                inv.key(key);
+                (inv, None)
+            }
+            ValuePlace::Bucket { key: bucket, field } => {
+                // A bucket's entries must expire (the bucket's TTL covers them): a phone's resend
+                // value always does.
+                if new.is_some_and(|n| n.expires_at.is_none()) {
+                    return Err(StoreError::Internal(format!("the shared value {key:?} needs an expiry")));
+                }
+                let mut inv = SWAP_BUCKET.prepare_invoke();
+                inv.key(bucket);
+                (inv, Some(field))
+            }
+        };
+        inv.arg(now.0)
             .arg(if expected.is_some() { "1" } else { "0" })
             .arg(expected.unwrap_or(""))
             .arg(if new.is_some() { "1" } else { "0" })
             .arg(new.map_or("", |n| n.value.as_str()))
             .arg(new.and_then(|n| n.expires_at).map(|t| t.0.to_string()).unwrap_or_default());
+        if let Some(field) = field {
+            inv.arg(field);
+        }
         Ok(self.script::<i64>(&inv).await? == 1)
     }
 }

@@ -26,7 +26,6 @@
 //! use Redis's own `TIME` by default ([`LimitClock::Redis`]), so every instance takes from a bucket
 //! on one clock; [`LimitClock::Caller`] uses the passed `now` (the contract tests move time).
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -50,21 +49,34 @@ mod verifications;
 /// instance whose clock is a little behind still finds the state it expects.
 pub const KEY_GRACE: Duration = Duration::from_secs(60);
 
-static ISSUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("issue.lua")));
+/// A script over a phone's value: record.lua (the packed verification) before its body.
+macro_rules! record_script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("record.lua"), include_str!($file))))
+    };
+}
+
+static ISSUE: LazyLock<Script> = record_script!("issue.lua");
 /// A send in one script on one server: issue.lua as a function, called by issue_resend.lua
-/// between taking the resend slot and writing it (never on a Cluster: the resend value lives in
-/// another slot).
+/// between taking the resend slot and writing it (never on a Cluster: the resend value and the id
+/// index live in other slots).
 static ISSUE_RESEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("record.lua"),
+        include_str!("bucket.lua"),
         "local function issue()\n",
         include_str!("issue.lua"),
         "\nend\n",
         include_str!("issue_resend.lua")
     ))
 });
-static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("check.lua")));
-static REVERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("revert.lua")));
-static UPDATE_BY_ID: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("update_by_id.lua")));
+static CHECK: LazyLock<Script> = record_script!("check.lua");
+static REVERT: LazyLock<Script> = record_script!("revert.lua");
+static UPDATE_BY_ID: LazyLock<Script> = record_script!("update_by_id.lua");
+static ID_INDEX: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("bucket.lua"), include_str!("id_index.lua"))));
+static SWAP_BUCKET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("bucket.lua"), include_str!("swap_bucket.lua"))));
 static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limit.lua")));
 static COUNTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("counter.lua")));
 static GIVEBACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("giveback.lua")));
@@ -198,20 +210,27 @@ impl RedisStore {
         matches!(self.conn, Conn::Cluster(_))
     }
 
-    fn phone_key(&self, kind: &str, e164: &str) -> String {
-        format!("{}{kind}:{{{e164}}}", self.prefix)
+    /// The phone's value: its verification records (record.lua).
+    fn phone_key(&self, e164: &str) -> String {
+        format!("{}v2:{{{e164}}}", self.prefix)
     }
 
-    fn id_key(&self, id: &VerificationId) -> String {
-        format!("{}vid:{{{}}}", self.prefix, id.as_str())
+    /// The id index bucket of a verification id (bucket.lua's `id_entry` computes the same).
+    fn id_bucket_key(&self, id: &VerificationId) -> String {
+        format!("{}ix:{{{}}}", self.prefix, id_bucket(id.as_str()))
     }
 
     fn limit_key(&self, key: &str) -> String {
         format!("{}rl:{{{key}}}", self.prefix)
     }
 
-    fn value_key(&self, key: &str) -> String {
-        format!("{}sv:{{{key}}}", self.prefix)
+    /// Where the shared value `key` lives: a phone's resend value in a bucket, anything else (the
+    /// HMAC key's fingerprint, which never expires) in a hash of its own.
+    fn value_place(&self, key: &str) -> ValuePlace {
+        match resend_bucket(key) {
+            Some((bucket, field)) => ValuePlace::Bucket { key: format!("{}rs:{{{bucket}}}", self.prefix), field },
+            None => ValuePlace::Hash(format!("{}sv:{{{key}}}", self.prefix)),
+        }
     }
 
     /// Runs a script (EVALSHA, loading it on NOSCRIPT) within the timeout.
@@ -308,54 +327,146 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// Where a shared value lives (see [`RedisStore::value_place`]).
+enum ValuePlace {
+    /// swap.lua's hash (`v`, `exp`) under its own key.
+    Hash(String),
+    /// An entry of a bucket (bucket.lua).
+    Bucket { key: String, field: Vec<u8> },
+}
+
+/// The prefix of a phone's resend key (`otpgate_core::privacy::phone_resend_key`), followed by 32
+/// hex digits of an HMAC.
+const RESEND_KEY_PREFIX: &str = "send:phone:resend:";
+
+/// A phone's resend value's bucket (the HMAC's first 4 hex digits: 65,536 buckets) and field (the
+/// other 14 bytes of the HMAC); `None` for any other key.
+fn resend_bucket(key: &str) -> Option<(&str, Vec<u8>)> {
+    let hex = key.strip_prefix(RESEND_KEY_PREFIX)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let field = (4..32).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect::<Option<_>>()?;
+    Some((&hex[..4], field))
+}
+
+/// The expiry (ms, the caller's clock) at the head of a bucket entry (bucket.lua).
+fn bucket_expiry(entry: &[u8]) -> Option<i64> {
+    Reader { bytes: entry }.i48().ok()
+}
+
+/// The id index bucket of a verification id: the first 4 hex digits of its SHA-1 (65,536
+/// buckets), as bucket.lua's `id_entry` computes it.
+fn id_bucket(id: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(id.as_bytes());
+    format!("{:02x}{:02x}", digest[0], digest[1])
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("corrupt verification in Redis: {what}"))
 }
 
-/// A verification from the flat field/value list `HGETALL` answers.
-fn verification_from_flat(flat: Vec<Vec<u8>>) -> Result<Verification, StoreError> {
-    let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        fields.insert(String::from_utf8(k).map_err(|_| corrupt("field name"))?, v);
+/// One verification record of a phone's value (record.lua), and when it ended.
+struct Record {
+    verification: Verification,
+    ended: Option<Timestamp>,
+}
+
+/// Reads record.lua's big-endian fields.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.bytes.len() < n {
+            return Err(corrupt("short record"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
     }
-    let text = |name: &str| -> Result<String, StoreError> {
-        let bytes = fields.get(name).ok_or_else(|| corrupt(name))?;
-        String::from_utf8(bytes.clone()).map_err(|_| corrupt(name))
-    };
-    let int = |name: &str| -> Result<i64, StoreError> { text(name)?.parse().map_err(|_| corrupt(name)) };
-    let count = |name: &str| -> Result<u32, StoreError> { u32::try_from(int(name)?).map_err(|_| corrupt(name)) };
-    let code_digest = match fields.get("digest") {
-        Some(bytes) => Some(CodeDigest::from_slice(bytes).ok_or_else(|| corrupt("digest"))?),
-        None => None,
-    };
-    let provider_ref = match fields.get("pref") {
-        Some(bytes) => Some(String::from_utf8(bytes.clone()).map_err(|_| corrupt("pref"))?),
-        None => None,
-    };
-    Ok(Verification {
-        id: VerificationId::parse(&text("id")?).ok_or_else(|| corrupt("id"))?,
-        phone: text("phone")?,
-        channel: Channel::from_str(&text("channel")?).map_err(|_| corrupt("channel"))?,
-        status: VerificationStatus::from_str(&text("status")?).map_err(|_| corrupt("status"))?,
-        code_digest,
-        provider_ref,
-        attempts: count("attempts")?,
-        max_attempts: count("max")?,
-        sends: count("sends")?,
-        created_at: Timestamp(int("created")?),
-        expires_at: Timestamp(int("expires")?),
-        next_resend_at: Timestamp(int("next")?),
-    })
+
+    fn uint(&mut self, n: usize) -> Result<u64, StoreError> {
+        Ok(self.take(n)?.iter().fold(0, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    /// A 6-byte signed number (Lua's `i6`).
+    fn i48(&mut self) -> Result<i64, StoreError> {
+        let raw = self.uint(6)? as i64;
+        Ok(if raw & (1 << 47) != 0 { raw - (1 << 48) } else { raw })
+    }
+
+    fn text(&mut self, len_bytes: usize, what: &str) -> Result<&'a str, StoreError> {
+        let len = self.uint(len_bytes)? as usize;
+        std::str::from_utf8(self.take(len)?).map_err(|_| corrupt(what))
+    }
+
+    fn record(&mut self, e164: &str) -> Result<Record, StoreError> {
+        let status = match self.take(1)?[0] {
+            b'p' => VerificationStatus::Pending,
+            b'a' => VerificationStatus::Approved,
+            b'c' => VerificationStatus::Canceled,
+            b'd' => VerificationStatus::Dead,
+            b'e' => VerificationStatus::Expired,
+            _ => return Err(corrupt("status")),
+        };
+        let channel = Channel::from_str(self.text(1, "channel")?).map_err(|_| corrupt("channel"))?;
+        let id = VerificationId::parse(self.text(1, "id")?).ok_or_else(|| corrupt("id"))?;
+        let digest_len = self.uint(1)? as usize;
+        let code_digest = match self.take(digest_len)? {
+            [] => None,
+            bytes => Some(CodeDigest::from_slice(bytes).ok_or_else(|| corrupt("digest"))?),
+        };
+        let provider_ref = Some(self.text(2, "provider ref")?).filter(|r| !r.is_empty()).map(str::to_owned);
+        let count = |r: &mut Self| -> Result<u32, StoreError> { Ok(r.uint(4)? as u32) };
+        let (attempts, max_attempts, sends) = (count(self)?, count(self)?, count(self)?);
+        let (created, expires, next, ended) = (self.i48()?, self.i48()?, self.i48()?, self.i48()?);
+        Ok(Record {
+            verification: Verification {
+                id,
+                phone: e164.to_owned(),
+                channel,
+                status,
+                code_digest,
+                provider_ref,
+                attempts,
+                max_attempts,
+                sends,
+                created_at: Timestamp(created),
+                expires_at: Timestamp(expires),
+                next_resend_at: Timestamp(next),
+            },
+            ended: (ended != 0).then_some(Timestamp(ended)),
+        })
+    }
+}
+
+/// Every record of a phone's value: the current verification, then the previous one if kept.
+fn records(value: &[u8], e164: &str) -> Result<Vec<Record>, StoreError> {
+    let mut reader = Reader { bytes: value };
+    let mut out = Vec::new();
+    while !reader.bytes.is_empty() {
+        out.push(reader.record(e164)?);
+    }
+    Ok(out)
+}
+
+/// The one record a script answered.
+fn verification_from(record: &[u8], e164: &str) -> Result<Verification, StoreError> {
+    let mut reader = Reader { bytes: record };
+    let v = reader.record(e164)?.verification;
+    if reader.bytes.is_empty() { Ok(v) } else { Err(corrupt("trailing bytes")) }
 }
 
 fn digest_arg(d: &Option<CodeDigest>) -> Vec<u8> {
     d.as_ref().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
 }
 
-fn first_number(data: &[Vec<u8>]) -> Result<u64, StoreError> {
-    data.first()
-        .and_then(|b| std::str::from_utf8(b).ok())
+fn first_number(data: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(data)
+        .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| StoreError::Internal("unexpected answer from a Redis script".into()))
 }

@@ -1,0 +1,59 @@
+-- Prepended to the scripts that use buckets (see mod.rs): a bucket is a hash of small entries,
+-- each value a 6-byte expiry (ms, the caller's clock, big-endian) followed by its payload. Small
+-- enough for Redis's compact listpack encoding, so an entry costs its bytes, not a key's
+-- overhead. Per-field expiry needs Redis 7.4, so entries carry their own: an entry past it counts
+-- as absent, every write to a bucket drops the bucket's expired entries, and the bucket's TTL is
+-- raised to cover its longest entry (an idle bucket then goes as a whole).
+
+local function bucket_get(key, field, now)
+  local v = redis.call('HGET', key, field)
+  if not v or struct.unpack('>i6', v) <= now then return nil end
+  return string.sub(v, 7)
+end
+
+local function bucket_put(key, field, payload, expires, now)
+  -- A bucket over the listpack limit (128 entries by default) is past what its sizing expects:
+  -- then a sample is swept instead of all of it, so a write stays cheap.
+  local flat
+  if redis.call('HLEN', key) <= 64 then
+    flat = redis.call('HGETALL', key)
+  else
+    flat = redis.call('HRANDFIELD', key, 32, 'WITHVALUES')
+  end
+  local dead = {}
+  for i = 1, #flat, 2 do
+    if flat[i] ~= field and struct.unpack('>i6', flat[i + 1]) <= now then dead[#dead + 1] = flat[i] end
+  end
+  if #dead > 0 then redis.call('HDEL', key, unpack(dead)) end
+  local ttl = expires - now
+  if ttl < 1 then
+    redis.call('HDEL', key, field)
+    return
+  end
+  redis.call('HSET', key, field, struct.pack('>i6', expires) .. payload)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
+
+-- The id index (`ix:{<bucket>}`): a verification id's entry holds its phone, XORed with a pad
+-- derived from the id, under a field derived from the id too. Redis never holds the id past its
+-- verification, so an entry left behind after it (until a write sweeps its bucket or the bucket
+-- expires) tells nobody the number.
+local function hex2bin(h)
+  return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
+end
+
+-- The bucket (4 hex digits, as `RedisStore::id_bucket` computes it) and the field of `id`.
+local function id_entry(id)
+  local h = redis.sha1hex(id)
+  return string.sub(h, 1, 4), hex2bin(string.sub(h, 5, 24))
+end
+
+-- XORs `s` with the id's pad: hides a phone, and shows a hidden one again.
+local function id_pad(s, id)
+  local pad = hex2bin(redis.sha1hex('otpgate-id-pad:' .. id))
+  local out = {}
+  for i = 1, #s do
+    out[i] = string.char(bit.bxor(string.byte(s, i), string.byte(pad, (i - 1) % #pad + 1)))
+  end
+  return table.concat(out)
+end

@@ -3,21 +3,51 @@
 //! Lua script, so it runs atomically on the server; the scripts live beside this file.
 //!
 //! Keys (`P` is the configurable prefix, `otpgate:` by default):
-//! - `P v:{+14155550100}` — hash: the phone's current verification;
-//! - `P vp:{+14155550100}` — hash: the one before it, kept while it is dead (wrong codes) and not
-//!   expired, so reverting a failed send cannot lift a lockout;
-//! - `P vid:{vf_…}` — string: the phone of a verification id (for cancel and the provider ref);
+//! - `P v2:{+14155550100}` — string: the phone's verification records, packed (record.lua): its
+//!   current verification, then the one before it while that one is dead and not expired, so
+//!   reverting a failed send cannot lift a lockout. Lives until the current one's expiry plus
+//!   [`KEY_GRACE`];
+//! - `P ix:{<4 hex>}` — hash, one of 65,536 buckets of the id index (the bucket is the first 4 hex
+//!   digits of the SHA-1 of the verification id): a verification's phone, for cancel and the
+//!   provider ref, under a field derived from the id, XORed with a pad derived from the id;
 //! - `P rl:{send:phone:+14155550100}` — string: a limit key's GCRA arrival time;
 //! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire;
-//! - `P sv:{key}` — hash: a shared value (`v`, and `exp` when it expires): a phone's resend
-//!   cooldown (keyed by an HMAC of the number), and the fingerprint of the HMAC key — the one key
-//!   without a TTL, a few dozen bytes per deployment;
+//! - `P rs:{<4 hex>}` — hash, one of 65,536 buckets of phones' resend values (a phone's resend
+//!   cooldown, a shared value keyed by an HMAC of the number: the bucket is its first 4 hex
+//!   digits, the field the other 14 bytes);
+//! - `P sv:{key}` — hash: any other shared value (`v`, and `exp` when it expires): the fingerprint
+//!   of the HMAC key — the one key without a TTL, a few dozen bytes per deployment;
 //! - `P idem:{<hex>}` — hash: one `Idempotency-Key` entry (see [`idempotency`]).
 //!
-//! The `{…}` hash tag puts both keys of one phone in one Cluster slot, so the issue and check
-//! scripts see them together. Every key but the HMAC-key fingerprint has a TTL: a verification
-//! lives until its expiry plus [`KEY_GRACE`], a limit key until its arrival time passes (then it
-//! is spent anyway), a shared value until its expiry.
+//! Why buckets: a key of its own costs Redis about 100 bytes before its value (the dict entry,
+//! the key string, the value object, the entry in the expires dict, the dicts' bucket arrays),
+//! more than an id index entry or a resend value holds. A bucket small enough for Redis's listpack
+//! encoding (at most `hash-max-listpack-entries`, 128 by default, entries of at most
+//! `hash-max-listpack-value`, 64 bytes) stores its entries back to back; 65,536 buckets keep a
+//! bucket below 128 entries up to about 5 million live verifications (a bucket past it still
+//! works, as a larger hash table). Redis 7.0 has no per-field TTL, so an entry carries its own
+//! expiry (bucket.lua): an entry past it counts as absent, every write to a bucket drops the
+//! bucket's expired entries, and the bucket's TTL is raised to cover its longest entry, so an idle
+//! bucket expires as a whole. An id index entry left behind that way holds no number anyone can
+//! read: the phone is XORed with a pad derived from the verification id, which Redis only holds
+//! while the verification lives.
+//!
+//! The scripts need Redis 6.2 or later (`SET … KEEPTTL`, `HRANDFIELD`).
+//!
+//! Upgrading from the layout before `v2:` (the verification hashes `v:` and `vp:`, the id index
+//! strings `vid:`, the resend hashes `sv:{send:phone:resend:…}`): the new names are never read as
+//! the old types; the old keys are ignored and expire on their own (within the code TTL plus
+//! 60 s, the resend values within two hours). What a deploy loses: codes pending at that moment
+//! (checked, they are not found: the user asks for a new one), lockouts of dead verifications,
+//! and the phones' resend counts (the next send waits the first cooldown). The HMAC-key
+//! fingerprint keeps its key.
+//!
+//! The `{…}` hash tag keeps a phone's records in one Cluster slot, so the issue and check scripts
+//! see them together; the id index bucket and the resend value live in other slots, so on a
+//! Cluster they are written in steps (see `Verifications::issue_with_resend`). Every key but the
+//! HMAC-key fingerprint has a TTL: a phone's value lives until its current verification's expiry
+//! plus [`KEY_GRACE`], a bucket until its longest entry's, a limit key until its arrival time
+//! passes (then it is spent anyway), a shared value until its expiry.
 //!
 //! Time: verification scripts use the `now` the caller passes (the service's clock), because the
 //! timestamps go back to the service and the client and the contract moves time. Instances are
@@ -470,3 +500,6 @@ fn first_number(data: &[u8]) -> Result<u64, StoreError> {
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| StoreError::Internal("unexpected answer from a Redis script".into()))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,253 @@
+//! What only the Redis layout has to prove: the id index's and the resend values' buckets drop
+//! expired entries and live as long as their longest entry, and a phone's resend key is the one
+//! kind of shared value kept in a bucket. The tests that need a server are ignored unless asked
+//! for (`OTPGATE_TEST_REDIS_URL`).
+
+use std::time::Duration;
+
+use otpgate_core::store::{NewCode, StoredValue};
+use otpgate_core::verification::random_base62;
+use otpgate_core::{
+    Channel, CodeHasher, IssueOutcome, PhoneNumber, Policy, SharedValues, Timestamp, VerificationId, Verifications,
+};
+
+use super::{KEY_GRACE, LimitClock, RedisOptions, RedisStore, ValuePlace, id_bucket, resend_bucket};
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+
+fn phone(n: u32) -> PhoneNumber {
+    PhoneNumber::parse(&format!("+1415555{n:04}"), None).unwrap()
+}
+
+#[test]
+fn a_phones_resend_key_goes_to_a_bucket_and_nothing_else_does() {
+    let hasher = CodeHasher::new(&[7u8; 32]).unwrap();
+    let key = otpgate_core::privacy::phone_resend_key(&hasher, &phone(1));
+    let (bucket, field) = resend_bucket(&key).expect("a phone's resend key is bucketed");
+    assert_eq!(bucket, &key[key.len() - 32..key.len() - 28]);
+    assert_eq!(field.len(), 14, "the rest of the HMAC, as bytes");
+    for other in [
+        "hmac-key-fingerprint",
+        "contract:resend-40",
+        "send:phone:resend:0123",
+        "send:phone:resend:0123456789ABCDEF0123456789abcdef",
+        &otpgate_core::privacy::phone_send_key(&hasher, &phone(1)),
+    ] {
+        assert!(resend_bucket(other).is_none(), "{other}");
+    }
+}
+
+#[test]
+fn id_buckets_spread_over_65536() {
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2000 {
+        let bucket = id_bucket(VerificationId::generate().as_str());
+        assert_eq!(bucket.len(), 4);
+        seen.insert(bucket);
+    }
+    assert!(seen.len() > 1900, "{}", seen.len());
+}
+
+async fn store() -> RedisStore {
+    let url = otpgate_test_support::service("OTPGATE_TEST_REDIS_URL");
+    let options = RedisOptions {
+        key_prefix: format!("otpgate-test:{}:", random_base62(12)),
+        limit_clock: LimitClock::Caller,
+        ..Default::default()
+    };
+    RedisStore::connect(&url, options).await.expect("connect to OTPGATE_TEST_REDIS_URL")
+}
+
+async fn raw() -> ::redis::aio::MultiplexedConnection {
+    let url = otpgate_test_support::service("OTPGATE_TEST_REDIS_URL");
+    ::redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+/// Two ids in one id index bucket (about 65,536 tries).
+fn two_ids_in_one_bucket() -> (VerificationId, VerificationId) {
+    let a = VerificationId::generate();
+    loop {
+        let b = VerificationId::generate();
+        if id_bucket(b.as_str()) == id_bucket(a.as_str()) {
+            return (a, b);
+        }
+    }
+}
+
+fn new_code(id: &VerificationId, p: &PhoneNumber) -> NewCode {
+    NewCode { id: id.clone(), phone: p.clone(), channel: Channel::Sms, code_digest: None }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
+async fn expired_id_entries_are_swept_and_a_bucket_lives_as_long_as_its_longest_entry() {
+    let store = store().await;
+    let mut conn = raw().await;
+    let (a, b) = two_ids_in_one_bucket();
+    let bucket = store.id_bucket_key(&a);
+    let long = Policy { code_ttl: Duration::from_secs(3600), ..Policy::default() };
+    let short = Policy { code_ttl: Duration::from_secs(60), ..Policy::default() };
+
+    // A lives an hour; B, issued later for a minute, must not shorten the bucket's life.
+    let IssueOutcome::Created(va) = store.issue(new_code(&a, &phone(1)), T0, &long).await.unwrap() else { panic!() };
+    store.issue(new_code(&b, &phone(2)), T0, &short).await.unwrap();
+    let ttl: i64 = ::redis::cmd("PTTL").arg(&bucket).query_async(&mut conn).await.unwrap();
+    let a_lives = T0.until(va.expires_at.plus(KEY_GRACE)).as_millis() as i64;
+    assert!(ttl > a_lives - 5_000 && ttl <= a_lives, "the bucket covers its longest entry: {ttl} vs {a_lives}");
+    let entries: i64 = ::redis::cmd("HLEN").arg(&bucket).query_async(&mut conn).await.unwrap();
+    assert_eq!(entries, 2);
+
+    // Past A's expiry and grace (by the caller's clock), a write to the bucket drops A's entry.
+    let later = va.expires_at.plus(KEY_GRACE);
+    store.issue(new_code(&b, &phone(2)), later, &short).await.unwrap();
+    let entries: i64 = ::redis::cmd("HLEN").arg(&bucket).query_async(&mut conn).await.unwrap();
+    assert_eq!(entries, 1, "A's expired entry was swept");
+    assert_eq!(store.id_phone(&a).await.unwrap(), None);
+    assert_eq!(store.id_phone(&b).await.unwrap().as_deref(), Some(phone(2).e164()));
+    assert!(store.cancel(&a, later).await.unwrap().is_none());
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
+async fn an_id_entry_whose_verification_is_gone_finds_nothing() {
+    let store = store().await;
+    let mut conn = raw().await;
+    let id = VerificationId::generate();
+    store.issue(new_code(&id, &phone(3)), T0, &Policy::default()).await.unwrap();
+    let _: i64 = ::redis::cmd("DEL").arg(store.phone_key(phone(3).e164())).query_async(&mut conn).await.unwrap();
+    assert_eq!(store.id_phone(&id).await.unwrap().as_deref(), Some(phone(3).e164()), "the entry is still there");
+    assert!(store.cancel(&id, T0).await.unwrap().is_none(), "but finds no verification");
+    store.set_provider_ref(&id, "VE1").await.unwrap();
+    let exists: i64 =
+        ::redis::cmd("EXISTS").arg(store.phone_key(phone(3).e164())).query_async(&mut conn).await.unwrap();
+    assert_eq!(exists, 0, "and writes none");
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
+async fn resend_values_live_in_buckets_with_their_expiry() {
+    let store = store().await;
+    let mut conn = raw().await;
+    let hasher = CodeHasher::new(&[9u8; 32]).unwrap();
+    let key = otpgate_core::privacy::phone_resend_key(&hasher, &phone(4));
+    let ValuePlace::Bucket { key: bucket, .. } = store.value_place(&key) else { panic!("not bucketed") };
+    let until = T0.plus(Duration::from_secs(7200));
+    let value = StoredValue { value: "v1:1:2:3".into(), expires_at: Some(until) };
+    assert!(store.swap_value(&key, None, Some(&value), T0).await.unwrap());
+    assert_eq!(store.load_value(&key, T0).await.unwrap().as_deref(), Some("v1:1:2:3"));
+    assert_eq!(store.load_value(&key, until).await.unwrap(), None, "expired by the caller's clock");
+    let ttl: i64 = ::redis::cmd("PTTL").arg(&bucket).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 7_195_000 && ttl <= 7_200_000, "{ttl}");
+    // A bucket's entries must expire.
+    let forever = StoredValue { value: "x".into(), expires_at: None };
+    assert!(store.swap_value(&key, Some("v1:1:2:3"), Some(&forever), T0).await.is_err());
+    // The next write past its expiry sweeps it, whoever writes to the bucket.
+    let mut other = key.clone();
+    other.replace_range(key.len() - 1.., if key.ends_with('0') { "1" } else { "0" });
+    assert!(
+        store.swap_value(&other, None, Some(&value_until(until.plus(Duration::from_secs(60)))), until).await.unwrap()
+    );
+    let entries: i64 = ::redis::cmd("HLEN").arg(&bucket).query_async(&mut conn).await.unwrap();
+    assert_eq!(entries, 1, "the expired entry was swept");
+    assert!(store.swap_value(&other, Some("v"), None, until).await.unwrap(), "delete what was read");
+    let exists: i64 = ::redis::cmd("EXISTS").arg(&bucket).query_async(&mut conn).await.unwrap();
+    assert_eq!(exists, 0, "an empty bucket is gone");
+}
+
+fn value_until(t: Timestamp) -> StoredValue {
+    StoredValue { value: "v".into(), expires_at: Some(t) }
+}
+
+/// Keys an earlier deployment wrote (the verification hash `v:`, the `vid:` string, the resend
+/// hash `sv:`) are never read as the new layout's: a send, a check and a cancel go on as if they
+/// were not there, and they expire on their own.
+#[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
+async fn keys_of_the_old_layout_break_nothing() {
+    use otpgate_core::resend::ResendClaim;
+    let store = store().await;
+    let mut conn = raw().await;
+    let (p, prefix) = (phone(5), store.prefix.clone());
+    let hasher = CodeHasher::new(&[9u8; 32]).unwrap();
+    let resend_key = otpgate_core::privacy::phone_resend_key(&hasher, &p);
+    let old_id = VerificationId::generate();
+    let e164 = p.e164();
+    let _: () = ::redis::pipe()
+        .cmd("HSET")
+        .arg(format!("{prefix}v:{{{e164}}}"))
+        .arg("id")
+        .arg(old_id.as_str())
+        .arg("status")
+        .arg("pending")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(format!("{prefix}v:{{{e164}}}"))
+        .arg(60_000)
+        .ignore()
+        .cmd("SET")
+        .arg(format!("{prefix}vid:{{{}}}", old_id.as_str()))
+        .arg(e164)
+        .arg("PX")
+        .arg(60_000)
+        .ignore()
+        .cmd("HSET")
+        .arg(format!("{prefix}sv:{{{resend_key}}}"))
+        .arg("v")
+        .arg("v1:9:9999999999999:9999999999999")
+        .ignore()
+        .cmd("PEXPIRE")
+        .arg(format!("{prefix}sv:{{{resend_key}}}"))
+        .arg(60_000)
+        .ignore()
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let claim = ResendClaim { key: resend_key.clone(), first: Duration::from_secs(30) };
+    let new = NewCode {
+        id: VerificationId::generate(),
+        phone: p.clone(),
+        channel: Channel::Sms,
+        code_digest: Some(hasher.digest(&p, &otpgate_core::Code::parse("123456", 6).unwrap())),
+    };
+    let issued = store.issue_with_resend(&claim, new, T0, &Policy::default()).await.unwrap().expect("not held back");
+    let IssueOutcome::Created(v) = &issued.outcome else { panic!("{:?}", issued.outcome) };
+    assert_eq!(issued.slot.wait, Duration::from_secs(30), "the old resend value is not read");
+    let digest = hasher.digest(&p, &otpgate_core::Code::parse("123456", 6).unwrap());
+    assert!(matches!(store.check(&p, &digest, T0).await.unwrap(), otpgate_core::CheckOutcome::Approved(_)));
+    assert!(store.cancel(&old_id, T0).await.unwrap().is_none(), "the old id index is not read");
+    assert_eq!(store.id_phone(&v.id).await.unwrap().as_deref(), Some(e164));
+    assert!(store.ttls().await.unwrap().iter().all(|(_, ttl)| *ttl > 0), "everything still expires");
+}
+
+/// The dead verification before a new one is kept in the same value: a failed send after a
+/// lockout is reverted to the lockout, which then lives only as long as its own key would have.
+#[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
+async fn reverting_a_send_after_a_lockout_keeps_the_lockout_for_its_own_life() {
+    use otpgate_core::{CheckOutcome, Code};
+    let store = store().await;
+    let mut conn = raw().await;
+    let p = phone(6);
+    let hasher = CodeHasher::new(&[9u8; 32]).unwrap();
+    let digest = |code: &str| hasher.digest(&p, &Code::parse(code, 6).unwrap());
+    let short = Policy { code_ttl: Duration::from_secs(60), ..Policy::default() };
+    let long = Policy { code_ttl: Duration::from_secs(3600), ..Policy::default() };
+    let a = NewCode { code_digest: Some(digest("111111")), ..new_code(&VerificationId::generate(), &p) };
+    store.issue(a, T0, &short).await.unwrap();
+    for _ in 0..short.max_attempts {
+        store.check(&p, &digest("000000"), T0).await.unwrap();
+    }
+    assert!(matches!(store.check(&p, &digest("111111"), T0).await.unwrap(), CheckOutcome::Exhausted));
+    let later = T0.plus(Duration::from_secs(10));
+    let b = NewCode { code_digest: Some(digest("222222")), ..new_code(&VerificationId::generate(), &p) };
+    let created = store.issue(b, later, &long).await.unwrap();
+    assert_eq!(store.export_phone_impl(p.e164(), &[]).await.unwrap().verifications.len(), 2, "both are held");
+    store.revert_issue(&created).await.unwrap();
+    assert!(matches!(store.check(&p, &digest("222222"), later).await.unwrap(), CheckOutcome::Exhausted));
+    let ttl: i64 = ::redis::cmd("PTTL").arg(store.phone_key(p.e164())).query_async(&mut conn).await.unwrap();
+    // The dead one's own life: its expiry (T0 + 60 s) plus the grace, from `later`.
+    assert!(ttl > 105_000 && ttl <= 110_000, "{ttl}");
+    let held = store.export_phone_impl(p.e164(), &[]).await.unwrap().verifications;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].status, "dead");
+}

@@ -42,10 +42,11 @@ local function hex2bin(h)
   return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
 end
 
--- The bucket (4 hex digits, as `RedisStore::id_bucket` computes it) and the field of `id`.
+-- The bucket (the SHA-1's first 14 bits, as 4 hex digits, as `id_bucket` in mod.rs computes it)
+-- and the field (its next 80 bits) of an id (its 20 characters after `vf_`).
 local function id_entry(id)
   local h = redis.sha1hex(id)
-  return string.sub(h, 1, 4), hex2bin(string.sub(h, 5, 24))
+  return string.format('%04x', tonumber(string.sub(h, 1, 4), 16) % 16384), hex2bin(string.sub(h, 5, 24))
 end
 
 -- XORs `s` with the id's pad: hides a phone, and shows a hidden one again.

@@ -56,7 +56,6 @@
 //! use Redis's own `TIME` by default ([`LimitClock::Redis`]), so every instance takes from a bucket
 //! on one clock; [`LimitClock::Caller`] uses the passed `now` (the contract tests move time).
 
-use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -247,7 +246,7 @@ impl RedisStore {
 
     /// The id index bucket of a verification id (bucket.lua's `id_entry` computes the same).
     fn id_bucket_key(&self, id: &VerificationId) -> String {
-        format!("{}ix:{{{}}}", self.prefix, id_bucket(id.as_str()))
+        format!("{}ix:{{{}}}", self.prefix, id_bucket(id))
     }
 
     fn limit_key(&self, key: &str) -> String {
@@ -369,15 +368,46 @@ enum ValuePlace {
 /// hex digits of an HMAC.
 const RESEND_KEY_PREFIX: &str = "send:phone:resend:";
 
-/// A phone's resend value's bucket (the HMAC's first 4 hex digits: 65,536 buckets) and field (the
-/// other 14 bytes of the HMAC); `None` for any other key.
-fn resend_bucket(key: &str) -> Option<(&str, Vec<u8>)> {
+/// How many buckets each of the id index and the resend values has: a power of two, so a bucket
+/// is the first 14 bits of a hash (see the module docs for the sizing).
+const BUCKETS: u16 = 16_384;
+
+/// The bucket named by a hash's first two bytes, as 4 hex digits.
+fn bucket_of(first: u8, second: u8) -> String {
+    format!("{:04x}", u16::from_be_bytes([first, second]) % BUCKETS)
+}
+
+/// A phone's resend value's bucket (from the HMAC's first 14 bits) and field (its last 14
+/// bytes); `None` for any other key.
+fn resend_bucket(key: &str) -> Option<(String, Vec<u8>)> {
     let hex = key.strip_prefix(RESEND_KEY_PREFIX)?;
     if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
-    let field = (4..32).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect::<Option<_>>()?;
-    Some((&hex[..4], field))
+    let bytes: Vec<u8> =
+        (0..32).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect::<Option<_>>()?;
+    Some((bucket_of(bytes[0], bytes[1]), bytes[2..].to_vec()))
+}
+
+/// An id as the scripts hold it: its 20 characters after `vf_`.
+fn id_arg(id: &VerificationId) -> &str {
+    &id.as_str()[VerificationId::PREFIX.len()..]
+}
+
+/// A channel as the scripts hold it: one character.
+fn channel_arg(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => "s",
+        Channel::Whatsapp => "w",
+        Channel::Call => "c",
+    }
+}
+
+/// The max attempts of a new verification, which its record holds in one byte (the policy allows
+/// 1 to 20).
+fn max_attempts_arg(policy: &otpgate_core::Policy) -> Result<u8, StoreError> {
+    u8::try_from(policy.max_attempts)
+        .map_err(|_| StoreError::Internal(format!("max attempts {} is more than 255", policy.max_attempts)))
 }
 
 /// The expiry (ms, the caller's clock) at the head of a bucket entry (bucket.lua).
@@ -385,12 +415,12 @@ fn bucket_expiry(entry: &[u8]) -> Option<i64> {
     Reader { bytes: entry }.i48().ok()
 }
 
-/// The id index bucket of a verification id: the first 4 hex digits of its SHA-1 (65,536
-/// buckets), as bucket.lua's `id_entry` computes it.
-fn id_bucket(id: &str) -> String {
+/// The id index bucket of a verification id: the first 14 bits of the SHA-1 of [`id_arg`], as
+/// bucket.lua's `id_entry` computes it.
+fn id_bucket(id: &VerificationId) -> String {
     use sha1::{Digest, Sha1};
-    let digest = Sha1::digest(id.as_bytes());
-    format!("{:02x}{:02x}", digest[0], digest[1])
+    let digest = Sha1::digest(id_arg(id).as_bytes());
+    bucket_of(digest[0], digest[1])
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -442,16 +472,21 @@ impl<'a> Reader<'a> {
             b'e' => VerificationStatus::Expired,
             _ => return Err(corrupt("status")),
         };
-        let channel = Channel::from_str(self.text(1, "channel")?).map_err(|_| corrupt("channel"))?;
-        let id = VerificationId::parse(self.text(1, "id")?).ok_or_else(|| corrupt("id"))?;
+        let channel = match self.take(1)?[0] {
+            b's' => Channel::Sms,
+            b'w' => Channel::Whatsapp,
+            b'c' => Channel::Call,
+            _ => return Err(corrupt("channel")),
+        };
+        let id = format!("{}{}", VerificationId::PREFIX, self.text(1, "id")?);
+        let id = VerificationId::parse(&id).ok_or_else(|| corrupt("id"))?;
         let digest_len = self.uint(1)? as usize;
         let code_digest = match self.take(digest_len)? {
             [] => None,
             bytes => Some(CodeDigest::from_slice(bytes).ok_or_else(|| corrupt("digest"))?),
         };
         let provider_ref = Some(self.text(2, "provider ref")?).filter(|r| !r.is_empty()).map(str::to_owned);
-        let count = |r: &mut Self| -> Result<u32, StoreError> { Ok(r.uint(4)? as u32) };
-        let (attempts, max_attempts, sends) = (count(self)?, count(self)?, count(self)?);
+        let (attempts, max_attempts, sends) = (self.uint(1)? as u32, self.uint(1)? as u32, self.uint(4)? as u32);
         let (created, expires, next, ended) = (self.i48()?, self.i48()?, self.i48()?, self.i48()?);
         Ok(Record {
             verification: Verification {

@@ -2,12 +2,13 @@
 -- is its current verification's record, then, while that one is dead and not expired, the record
 -- of the verification before it (so reverting a failed send cannot lift a lockout). One record,
 -- big-endian (struct.pack):
---   status (1 char: p pending, a approved, c canceled, d dead, e expired), then channel, id and
---   digest ('' = the provider holds the code), each a 1-byte length and its bytes; the provider
---   ref (2-byte length, '' = none); attempts, max attempts, sends (4 bytes each); created,
+--   status (1 char: p pending, a approved, c canceled, d dead, e expired), channel (1 char:
+--   s sms, w whatsapp, c call); the id (its 20 characters after `vf_`) and the digest ('' = the
+--   provider holds the code), each a 1-byte length and its bytes; the provider ref (2-byte
+--   length, '' = none); attempts and max attempts (1 byte each), sends (4 bytes); created,
 --   expires, next resend, ended (6-byte signed ms; ended 0 = not ended).
--- The phone is not in it: it is in the key.
-local REC = '>c1Bc0Bc0Bc0Hc0IIIi6i6i6i6'
+-- The phone is not in it: it is in the key. The caller passes ids and channels in these forms.
+local REC = '>c1c1Bc0Bc0Hc0BBIi6i6i6i6'
 
 local function dec(s, pos)
   local r = {}
@@ -17,7 +18,7 @@ local function dec(s, pos)
 end
 
 local function enc(r)
-  return struct.pack(REC, r.status, #r.channel, r.channel, #r.id, r.id, #r.digest, r.digest, #r.pref, r.pref,
+  return struct.pack(REC, r.status, r.channel, #r.id, r.id, #r.digest, r.digest, #r.pref, r.pref,
     r.attempts, r.max, r.sends, r.created, r.expires, r.next, r.ended)
 end
 

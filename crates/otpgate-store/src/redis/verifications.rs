@@ -13,8 +13,8 @@ use otpgate_core::{
 };
 
 use super::{
-    CHECK, ID_INDEX, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, ValuePlace, digest_arg,
-    first_number, ms, records, verification_from,
+    CHECK, ID_INDEX, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, ValuePlace, channel_arg,
+    digest_arg, first_number, id_arg, max_attempts_arg, ms, records, verification_from,
 };
 
 /// What the issue script answered, as an outcome.
@@ -46,12 +46,12 @@ impl Verifications for RedisStore {
         let mut inv = ISSUE.prepare_invoke();
         inv.key(self.phone_key(e164))
             .arg(now.0)
-            .arg(new.id.as_str())
+            .arg(id_arg(&new.id))
             .arg(e164)
-            .arg(new.channel.as_str())
+            .arg(channel_arg(new.channel))
             .arg(digest_arg(&new.code_digest))
             .arg(ms(policy.code_ttl))
-            .arg(policy.max_attempts)
+            .arg(max_attempts_arg(policy)?)
             .arg(ms(policy.resend_cooldown))
             .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
             .arg(ms(KEY_GRACE));
@@ -66,7 +66,7 @@ impl Verifications for RedisStore {
         let mut put = ID_INDEX.prepare_invoke();
         put.key(self.id_bucket_key(&v.id))
             .arg("put")
-            .arg(v.id.as_str())
+            .arg(id_arg(&v.id))
             .arg(e164)
             .arg(v.expires_at.plus(KEY_GRACE).0)
             .arg(now.0);
@@ -95,12 +95,12 @@ impl Verifications for RedisStore {
         inv.key(self.phone_key(e164))
             .key(value_key)
             .arg(now.0)
-            .arg(new.id.as_str())
+            .arg(id_arg(&new.id))
             .arg(e164)
-            .arg(new.channel.as_str())
+            .arg(channel_arg(new.channel))
             .arg(digest_arg(&new.code_digest))
             .arg(ms(policy.code_ttl))
-            .arg(policy.max_attempts)
+            .arg(max_attempts_arg(policy)?)
             .arg(ms(policy.resend_cooldown))
             .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
             .arg(ms(KEY_GRACE))
@@ -127,24 +127,24 @@ impl Verifications for RedisStore {
     }
 
     async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
-        self.by_id(id, "channel", &[channel.as_str()]).await.map(drop)
+        self.by_id(id, "channel", &[channel_arg(channel)]).await.map(drop)
     }
 
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError> {
         let mut inv = REVERT.prepare_invoke();
         match outcome {
             IssueOutcome::Created(v) => {
-                inv.key(self.phone_key(&v.phone)).arg("created").arg(v.id.as_str()).arg(digest_arg(&v.code_digest));
+                inv.key(self.phone_key(&v.phone)).arg("created").arg(id_arg(&v.id)).arg(digest_arg(&v.code_digest));
                 self.script::<i64>(&inv).await?;
                 self.id_delete(&v.id).await?;
             }
             IssueOutcome::Resent { verification, previous } => {
                 inv.key(self.phone_key(&verification.phone))
                     .arg("resent")
-                    .arg(verification.id.as_str())
+                    .arg(id_arg(&verification.id))
                     .arg(digest_arg(&verification.code_digest))
                     .arg(digest_arg(&previous.code_digest))
-                    .arg(previous.channel.as_str())
+                    .arg(channel_arg(previous.channel))
                     .arg(previous.provider_ref.as_deref().unwrap_or(""))
                     .arg(previous.sends)
                     .arg(previous.expires_at.0)
@@ -192,7 +192,7 @@ impl RedisStore {
     /// The phone of a verification id, from the id index; `None` when it has no entry.
     pub(super) async fn id_phone(&self, id: &VerificationId) -> Result<Option<String>, StoreError> {
         let mut get = ID_INDEX.prepare_invoke();
-        get.key(self.id_bucket_key(id)).arg("get").arg(id.as_str());
+        get.key(self.id_bucket_key(id)).arg("get").arg(id_arg(id));
         let phone: Option<Vec<u8>> = self.script(&get).await?;
         // Not a number: not what we stored under this id (the entry of another id in the same
         // field, 96 bits of SHA-1 apart, would be the only way).
@@ -203,7 +203,7 @@ impl RedisStore {
     /// Drops a verification id's entry from the id index.
     pub(super) async fn id_delete(&self, id: &VerificationId) -> Result<(), StoreError> {
         let mut del = ID_INDEX.prepare_invoke();
-        del.key(self.id_bucket_key(id)).arg("del").arg(id.as_str());
+        del.key(self.id_bucket_key(id)).arg("del").arg(id_arg(id));
         self.script::<i64>(&del).await.map(drop)
     }
 
@@ -218,7 +218,7 @@ impl RedisStore {
     ) -> Result<(String, Vec<u8>, String), StoreError> {
         let Some(phone) = self.id_phone(id).await? else { return Ok((String::new(), Vec::new(), String::new())) };
         let mut inv = UPDATE_BY_ID.prepare_invoke();
-        inv.key(self.phone_key(&phone)).arg(id.as_str()).arg(op);
+        inv.key(self.phone_key(&phone)).arg(id_arg(id)).arg(op);
         for arg in args {
             inv.arg(*arg);
         }

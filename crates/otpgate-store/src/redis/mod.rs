@@ -7,14 +7,14 @@
 //!   current verification, then the one before it while that one is dead and not expired, so
 //!   reverting a failed send cannot lift a lockout. Lives until the current one's expiry plus
 //!   [`KEY_GRACE`];
-//! - `P ix:{<4 hex>}` — hash, one of 65,536 buckets of the id index (the bucket is the first 4 hex
-//!   digits of the SHA-1 of the verification id): a verification's phone, for cancel and the
+//! - `P ix:{<4 hex>}` — hash, one of 16,384 buckets of the id index (the bucket is the first 14
+//!   bits of the SHA-1 of the verification id): a verification's phone, for cancel and the
 //!   provider ref, under a field derived from the id, XORed with a pad derived from the id;
 //! - `P rl:{send:phone:+14155550100}` — string: a limit key's GCRA arrival time;
 //! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire;
-//! - `P rs:{<4 hex>}` — hash, one of 65,536 buckets of phones' resend values (a phone's resend
-//!   cooldown, a shared value keyed by an HMAC of the number: the bucket is its first 4 hex
-//!   digits, the field the other 14 bytes);
+//! - `P rs:{<4 hex>}` — hash, one of 16,384 buckets of phones' resend values (a phone's resend
+//!   cooldown, a shared value keyed by an HMAC of the number: the bucket is its first 14 bits, the
+//!   field its last 14 bytes);
 //! - `P sv:{key}` — hash: any other shared value (`v`, and `exp` when it expires): the fingerprint
 //!   of the HMAC key — the one key without a TTL, a few dozen bytes per deployment;
 //! - `P idem:{<hex>}` — hash: one `Idempotency-Key` entry (see [`idempotency`]).
@@ -23,9 +23,12 @@
 //! the key string, the value object, the entry in the expires dict, the dicts' bucket arrays),
 //! more than an id index entry or a resend value holds. A bucket small enough for Redis's listpack
 //! encoding (at most `hash-max-listpack-entries`, 128 by default, entries of at most
-//! `hash-max-listpack-value`, 64 bytes) stores its entries back to back; 65,536 buckets keep a
-//! bucket below 128 entries up to about 5 million live verifications (a bucket past it still
-//! works, as a larger hash table). Redis 7.0 has no per-field TTL, so an entry carries its own
+//! `hash-max-listpack-value`, 64 bytes) stores its entries back to back. 16,384 buckets hold a
+//! dozen entries each at 200,000 live verifications and stay below 128 entries up to about a
+//! million entries of a kind (phones' resend values outnumber live verifications when codes
+//! live shorter than the hour a send count is kept); past that a bucket still works, as a hash
+//! table (about 100 bytes an entry, still less than a key of its own), or raise
+//! `hash-max-listpack-entries`. Redis 7.0 has no per-field TTL, so an entry carries its own
 //! expiry (bucket.lua): an entry past it counts as absent, every write to a bucket drops the
 //! bucket's expired entries, and the bucket's TTL is raised to cover its longest entry, so an idle
 //! bucket expires as a whole. An id index entry left behind that way holds no number anyone can
@@ -38,9 +41,10 @@
 //! strings `vid:`, the resend hashes `sv:{send:phone:resend:…}`): the new names are never read as
 //! the old types; the old keys are ignored and expire on their own (within the code TTL plus
 //! 60 s, the resend values within two hours). What a deploy loses: codes pending at that moment
-//! (checked, they are not found: the user asks for a new one), lockouts of dead verifications,
-//! and the phones' resend counts (the next send waits the first cooldown). The HMAC-key
-//! fingerprint keeps its key.
+//! (checked, they are not found: the user asks for a new one), lockouts of dead verifications
+//! (their codes are not found either), and the phones' running resend waits and send counts (a
+//! phone's next send may go at once, and starts again at the first cooldown). The rate-limit keys
+//! (`rl:`) and the HMAC-key fingerprint keep their keys, so the per-phone limits still hold.
 //!
 //! The `{…}` hash tag keeps a phone's records in one Cluster slot, so the issue and check scripts
 //! see them together; the id index bucket and the resend value live in other slots, so on a

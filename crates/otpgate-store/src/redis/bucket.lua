@@ -5,10 +5,13 @@
 -- as absent, every write to a bucket drops the bucket's expired entries, and the bucket's TTL is
 -- raised to cover its longest entry (an idle bucket then goes as a whole).
 
+-- An entry's payload and expiry; nil when it has none or it expired by `now`.
 local function bucket_get(key, field, now)
   local v = redis.call('HGET', key, field)
-  if not v or struct.unpack('>i6', v) <= now then return nil end
-  return string.sub(v, 7)
+  if not v then return nil end
+  local expires = struct.unpack('>i6', v)
+  if expires <= now then return nil end
+  return string.sub(v, 7), expires
 end
 
 local function bucket_put(key, field, payload, expires, now)
@@ -57,4 +60,37 @@ local function id_pad(s, id)
     out[i] = string.char(bit.bxor(string.byte(s, i), string.byte(pad, (i - 1) % #pad + 1)))
   end
   return table.concat(out)
+end
+
+-- A shared value as a bucket entry's payload. A phone's resend value ('v1:<sends>:<next>:<forget>',
+-- see otpgate_core::resend) whose forget time is the entry's expiry and `forget_after` past its
+-- next is written by the resend rules, and kept as its send count alone ('\1' and 4 bytes);
+-- any other value as it is, after a '\0'. `load_value` in limits.rs reads the same.
+local function value_pack(value, expires, forget_after)
+  local s = string.match(value, '^v1:(%d+):%-?%d+:%-?%d+$')
+  local sends = tonumber(s)
+  if sends and sends < 4294967296
+      and string.format('v1:%d:%d:%d', sends, expires - forget_after, expires) == value then
+    return '\1' .. struct.pack('>I', sends)
+  end
+  return '\0' .. value
+end
+
+local function value_unpack(payload, expires, forget_after)
+  if string.byte(payload, 1) == 1 then
+    local sends = struct.unpack('>I', payload, 2)
+    return string.format('v1:%d:%d:%d', sends, expires - forget_after, expires)
+  end
+  return string.sub(payload, 2)
+end
+
+-- The shared value in `field` of the bucket `key`; nil when none is live at `now`.
+local function value_get(key, field, now, forget_after)
+  local payload, expires = bucket_get(key, field, now)
+  if not payload then return nil end
+  return value_unpack(payload, expires, forget_after)
+end
+
+local function value_put(key, field, value, expires, now, forget_after)
+  bucket_put(key, field, value_pack(value, expires, forget_after), expires, now)
 end

@@ -12,14 +12,14 @@ local now = tonumber(ARGV[1])
 local first, cap, forget_after = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[11])
 
 local function load_value()
-  if ARGV[15] ~= '' then return bucket_get(KEYS[2], ARGV[15], now) end
+  if ARGV[15] ~= '' then return value_get(KEYS[2], ARGV[15], now, forget_after) end
   local held = redis.call('HMGET', KEYS[2], 'v', 'exp')
   if held[1] and held[2] and tonumber(held[2]) <= now then return nil end
   return held[1] or nil
 end
 
 local function store_value(value, expires)
-  if ARGV[15] ~= '' then return bucket_put(KEYS[2], ARGV[15], value, expires, now) end
+  if ARGV[15] ~= '' then return value_put(KEYS[2], ARGV[15], value, expires, now, forget_after) end
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[2], 'v', value, 'exp', string.format('%d', expires))
   redis.call('PEXPIRE', KEYS[2], expires - now)

@@ -10,7 +10,23 @@ use otpgate_core::store::{Denied, StoredValue};
 use otpgate_core::{Counters, Limits, SharedValues, StoreError, Timestamp};
 use std::collections::HashMap;
 
-use super::{COUNTER, Conn, GIVEBACK, LIMIT, RedisStore, SWAP, SWAP_BUCKET, ValuePlace, bucket_expiry, ms};
+use otpgate_core::resend::FORGET_AFTER;
+
+use super::{COUNTER, Conn, GIVEBACK, LIMIT, RedisStore, SWAP, SWAP_BUCKET, ValuePlace, bucket_entry, ms};
+
+/// A shared value from its bucket entry's payload, as bucket.lua's `value_unpack` reads it: a
+/// phone's resend value kept as its send count (`1`, 4 bytes), any other value as it is (`0`).
+fn unpack_value(payload: &[u8], expires: i64) -> Result<String, StoreError> {
+    let corrupt = || StoreError::Internal("corrupt shared value in Redis".into());
+    match payload {
+        [1, sends @ ..] => {
+            let sends = u32::from_be_bytes(sends.try_into().map_err(|_| corrupt())?);
+            Ok(format!("v1:{sends}:{}:{expires}", expires - ms(FORGET_AFTER) as i64))
+        }
+        [0, value @ ..] => String::from_utf8(value.to_vec()).map_err(|_| corrupt()),
+        _ => Err(corrupt()),
+    }
+}
 
 /// One rule prepared for the limit script.
 struct Prepared<'a> {
@@ -190,12 +206,11 @@ impl SharedValues for RedisStore {
             }
             ValuePlace::Bucket { key, field } => {
                 let entry: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(key).arg(field)).await?;
-                let Some(entry) = entry.filter(|e| bucket_expiry(e).is_some_and(|exp| exp > now.0)) else {
+                let Some((expires, payload)) = entry.as_deref().and_then(bucket_entry) else { return Ok(None) };
+                if expires <= now.0 {
                     return Ok(None);
-                };
-                let value = String::from_utf8(entry[6..].to_vec())
-                    .map_err(|_| StoreError::Internal("a shared value in Redis is not text".into()))?;
-                Ok(Some(value))
+                }
+                unpack_value(payload, expires).map(Some)
             }
         }
     }
@@ -231,7 +246,7 @@ impl SharedValues for RedisStore {
             .arg(new.map_or("", |n| n.value.as_str()))
             .arg(new.and_then(|n| n.expires_at).map(|t| t.0.to_string()).unwrap_or_default());
         if let Some(field) = field {
-            inv.arg(field);
+            inv.arg(field).arg(ms(FORGET_AFTER));
         }
         Ok(self.script::<i64>(&inv).await? == 1)
     }

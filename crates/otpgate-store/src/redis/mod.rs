@@ -414,9 +414,11 @@ fn max_attempts_arg(policy: &otpgate_core::Policy) -> Result<u8, StoreError> {
         .map_err(|_| StoreError::Internal(format!("max attempts {} is more than 255", policy.max_attempts)))
 }
 
-/// The expiry (ms, the caller's clock) at the head of a bucket entry (bucket.lua).
-fn bucket_expiry(entry: &[u8]) -> Option<i64> {
-    Reader { bytes: entry }.i48().ok()
+/// A bucket entry's expiry (ms, the caller's clock) and payload (bucket.lua).
+fn bucket_entry(entry: &[u8]) -> Option<(i64, &[u8])> {
+    let mut reader = Reader { bytes: entry };
+    let expires = reader.i48().ok()?;
+    Some((expires, reader.bytes))
 }
 
 /// The id index bucket of a verification id: the first 14 bits of the SHA-1 of [`id_arg`], as

@@ -9,7 +9,7 @@ use otpgate_core::privacy::PurgeCounts;
 use otpgate_core::privacy::{HotDeleted, HotRecords, LimitRecord, VerificationRecord};
 use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp};
 
-use super::{Record, RedisStore, ValuePlace, bucket_expiry, records};
+use super::{Record, RedisStore, ValuePlace, bucket_entry, records};
 
 impl RedisStore {
     pub(super) async fn export_phone_impl(&self, e164: &str, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
@@ -38,7 +38,7 @@ impl RedisStore {
                 ValuePlace::Hash(k) => self.command(::redis::cmd("HGET").arg(k).arg("exp")).await?,
                 ValuePlace::Bucket { key, field } => {
                     let entry: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(key).arg(field)).await?;
-                    entry.as_deref().and_then(bucket_expiry)
+                    entry.as_deref().and_then(bucket_entry).map(|(expires, _)| expires)
                 }
             };
             if let Some(tat) = tat.or(until) {

@@ -140,6 +140,17 @@ async fn resend_values_live_in_buckets_with_their_expiry() {
     assert_eq!(store.load_value(&key, until).await.unwrap(), None, "expired by the caller's clock");
     let ttl: i64 = ::redis::cmd("PTTL").arg(&bucket).query_async(&mut conn).await.unwrap();
     assert!(ttl > 7_195_000 && ttl <= 7_200_000, "{ttl}");
+    // What the resend rules write (forgotten an hour after the wait ends, and expiring then) is
+    // kept as its send count alone, and reads back the same.
+    let forget = until.plus(Duration::from_secs(60));
+    let ruled = format!("v1:3:{}:{}", forget.0 - 3_600_000, forget.0);
+    let ruled_value = StoredValue { value: ruled.clone(), expires_at: Some(forget) };
+    assert!(store.swap_value(&key, Some("v1:1:2:3"), Some(&ruled_value), T0).await.unwrap());
+    assert_eq!(store.load_value(&key, T0).await.unwrap(), Some(ruled.clone()));
+    let ValuePlace::Bucket { field, .. } = store.value_place(&key) else { panic!() };
+    let entry: Vec<u8> = ::redis::cmd("HGET").arg(&bucket).arg(&field).query_async(&mut conn).await.unwrap();
+    assert_eq!(entry.len(), 6 + 5, "expiry, tag, send count");
+    assert!(store.swap_value(&key, Some(&ruled), Some(&value), T0).await.unwrap(), "compared as read");
     // A bucket's entries must expire.
     let forever = StoredValue { value: "x".into(), expires_at: None };
     assert!(store.swap_value(&key, Some("v1:1:2:3"), Some(&forever), T0).await.is_err());
@@ -252,4 +263,49 @@ async fn reverting_a_send_after_a_lockout_keeps_the_lockout_for_its_own_life() {
     let held = store.export_phone_impl(p.e164(), &[]).await.unwrap().verifications;
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].status, "dead");
+}
+
+/// A send in one script with a phone's real resend key (kept in a bucket, packed): the slot is
+/// taken, refused while its wait runs, doubled on the next send, and given back to what it was.
+#[tokio::test]
+#[ignore = "needs Redis: set OTPGATE_TEST_REDIS_URL"]
+async fn a_send_takes_and_gives_back_a_bucketed_resend_slot() {
+    sends_take_and_give_back_a_bucketed_resend_slot(store().await).await;
+}
+
+/// The same on a Cluster, where the slot is taken in steps (`resend::issue_in_steps`).
+#[tokio::test]
+#[ignore = "needs a Redis Cluster: set OTPGATE_TEST_REDIS_CLUSTER_URLS"]
+async fn on_a_cluster_a_send_takes_and_gives_back_a_bucketed_resend_slot() {
+    let urls = otpgate_test_support::service("OTPGATE_TEST_REDIS_CLUSTER_URLS");
+    let nodes: Vec<String> = urls.split(',').map(|u| u.trim().to_owned()).collect();
+    let options = RedisOptions {
+        key_prefix: format!("otpgate-test:{}:", random_base62(12)),
+        limit_clock: LimitClock::Caller,
+        ..Default::default()
+    };
+    let store = RedisStore::connect_cluster(&nodes, options).await.expect("connect to the cluster");
+    sends_take_and_give_back_a_bucketed_resend_slot(store).await;
+}
+
+async fn sends_take_and_give_back_a_bucketed_resend_slot(store: RedisStore) {
+    use otpgate_core::resend::{ResendClaim, give_back};
+    let p = phone(7);
+    let hasher = CodeHasher::new(&[9u8; 32]).unwrap();
+    let claim =
+        ResendClaim { key: otpgate_core::privacy::phone_resend_key(&hasher, &p), first: Duration::from_secs(30) };
+    let policy = Policy::default();
+    let send = |now| store.issue_with_resend(&claim, new_code(&VerificationId::generate(), &p), now, &policy);
+    let first = send(T0).await.unwrap().expect("the first send goes");
+    assert_eq!(first.slot.taken(), claim.take(None, T0).unwrap().taken());
+    assert_eq!(store.load_value(&claim.key, T0).await.unwrap().as_deref(), Some(first.slot.taken().value.as_str()));
+    let early = T0.plus(Duration::from_secs(10));
+    assert_eq!(send(early).await.unwrap().unwrap_err(), Duration::from_secs(20));
+    let later = T0.plus(Duration::from_secs(30));
+    let second = send(later).await.unwrap().expect("the wait is over");
+    assert!(matches!(second.outcome, IssueOutcome::Resent { .. }));
+    assert_eq!(second.slot.wait, Duration::from_secs(60), "the wait doubles");
+    assert_eq!(store.load_value(&claim.key, later).await.unwrap().as_deref(), Some(second.slot.taken().value.as_str()));
+    give_back(&store, &second.slot, later).await;
+    assert_eq!(store.load_value(&claim.key, later).await.unwrap().as_deref(), Some(first.slot.taken().value.as_str()));
 }

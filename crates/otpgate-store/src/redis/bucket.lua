@@ -38,15 +38,18 @@ local function bucket_put(key, field, payload, expires, now)
 end
 
 -- The id index (`ix:{<bucket>}`): a verification id's entry holds its phone, XORed with a pad
--- derived from the id, under a field derived from the id too. Redis never holds the id past its
--- verification, so an entry left behind after it (until a write sweeps its bucket or the bucket
--- expires) tells nobody the number.
+-- derived from the id, under a field derived from the id too (`id_entry` in mod.rs computes both;
+-- a script only for a resend, whose id the caller does not know). Redis never holds the id past
+-- its verification, so an entry left behind after it (until a write sweeps its bucket or the
+-- bucket expires) tells nobody the number.
 local function hex2bin(h)
-  return (h:gsub('..', function(x) return string.char(tonumber(x, 16)) end))
+  local bytes = {}
+  for i = 1, #h, 2 do bytes[#bytes + 1] = tonumber(string.sub(h, i, i + 1), 16) end
+  return string.char(unpack(bytes))
 end
 
--- The bucket (the SHA-1's first 14 bits, as 4 hex digits, as `id_bucket` in mod.rs computes it)
--- and the field (its next 80 bits) of an id (its 20 characters after `vf_`).
+-- The bucket (the SHA-1's first 14 bits, as 4 hex digits) and the field (its next 80 bits) of
+-- an id (its 20 characters after `vf_`).
 local function id_entry(id)
   local h = redis.sha1hex(id)
   return string.format('%04x', tonumber(string.sub(h, 1, 4), 16) % 16384), hex2bin(string.sub(h, 5, 24))
@@ -57,9 +60,9 @@ local function id_pad(s, id)
   local pad = hex2bin(redis.sha1hex('otpgate-id-pad:' .. id))
   local out = {}
   for i = 1, #s do
-    out[i] = string.char(bit.bxor(string.byte(s, i), string.byte(pad, (i - 1) % #pad + 1)))
+    out[i] = bit.bxor(string.byte(s, i), string.byte(pad, (i - 1) % #pad + 1))
   end
-  return table.concat(out)
+  return string.char(unpack(out))
 end
 
 -- A shared value as a bucket entry's payload. A phone's resend value ('v1:<sends>:<next>:<forget>',

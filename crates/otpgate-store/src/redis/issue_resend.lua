@@ -51,9 +51,19 @@ local forget_at = next_at + forget_after
 local taken = string.format('v1:%d:%d:%d', sends, next_at, forget_at)
 store_value(taken, forget_at)
 
--- The id index, until the verification's own expiry plus the key grace (ARGV[10]).
+-- The id index, until the verification's own expiry plus the key grace (ARGV[10]). A resend
+-- keeps its id: its entry is found here (the caller knows only the new id's) and lives on.
 local v = dec(result[3], 1)
-local bucket, field = id_entry(v.id)
-bucket_put(ARGV[12] .. bucket .. '}', field, id_pad(ARGV[3], v.id), v.expires + tonumber(ARGV[10]), now)
+local until_ms = v.expires + tonumber(ARGV[10])
+if result[1] == 'created' then
+  bucket_put(ARGV[16], ARGV[17], ARGV[18], until_ms, now)
+else
+  local bucket, field = id_entry(v.id)
+  local key = ARGV[12] .. bucket .. '}'
+  local entry = redis.call('HGET', key, field)
+  local payload
+  if entry then payload = string.sub(entry, 7) else payload = id_pad(ARGV[3], v.id) end
+  bucket_put(key, field, payload, until_ms, now)
+end
 
 return {result[1], result[2], result[3], previous or '', taken}

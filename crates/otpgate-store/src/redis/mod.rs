@@ -106,7 +106,7 @@ static ISSUE_RESEND: LazyLock<Script> = LazyLock::new(|| {
 static CHECK: LazyLock<Script> = record_script!("check.lua");
 static REVERT: LazyLock<Script> = record_script!("revert.lua");
 static UPDATE_BY_ID: LazyLock<Script> = record_script!("update_by_id.lua");
-static ID_INDEX: LazyLock<Script> =
+static ID_PUT: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("bucket.lua"), include_str!("id_index.lua"))));
 static SWAP_BUCKET: LazyLock<Script> =
     LazyLock::new(|| Script::new(concat!(include_str!("bucket.lua"), include_str!("swap_bucket.lua"))));
@@ -248,9 +248,16 @@ impl RedisStore {
         format!("{}v2:{{{e164}}}", self.prefix)
     }
 
-    /// The id index bucket of a verification id (bucket.lua's `id_entry` computes the same).
-    fn id_bucket_key(&self, id: &VerificationId) -> String {
-        format!("{}ix:{{{}}}", self.prefix, id_bucket(id))
+    /// A verification id's entry in the id index (bucket.lua's `id_entry` computes the same).
+    fn id_entry(&self, id: &VerificationId) -> IdEntry {
+        use sha1::{Digest, Sha1};
+        let digest = Sha1::digest(id_arg(id).as_bytes());
+        let pad = Sha1::new().chain_update(b"otpgate-id-pad:").chain_update(id_arg(id).as_bytes()).finalize();
+        IdEntry {
+            bucket: format!("{}ix:{{{}}}", self.prefix, id_bucket(id)),
+            field: digest[2..12].to_vec(),
+            pad: pad.to_vec(),
+        }
     }
 
     fn limit_key(&self, key: &str) -> String {
@@ -421,12 +428,27 @@ fn bucket_entry(entry: &[u8]) -> Option<(i64, &[u8])> {
     Some((expires, reader.bytes))
 }
 
-/// The id index bucket of a verification id: the first 14 bits of the SHA-1 of [`id_arg`], as
-/// bucket.lua's `id_entry` computes it.
+/// The id index bucket of a verification id: the first 14 bits of the SHA-1 of [`id_arg`].
 fn id_bucket(id: &VerificationId) -> String {
     use sha1::{Digest, Sha1};
     let digest = Sha1::digest(id_arg(id).as_bytes());
     bucket_of(digest[0], digest[1])
+}
+
+/// Where a verification id's entry is in the id index: its bucket (the first 14 bits of the SHA-1
+/// of [`id_arg`]) and field (the next 80 bits); its payload is the phone XORed with `pad` (the
+/// SHA-1 of `otpgate-id-pad:` and the id). bucket.lua's `id_entry` and `id_pad` compute the same.
+struct IdEntry {
+    bucket: String,
+    field: Vec<u8>,
+    pad: Vec<u8>,
+}
+
+impl IdEntry {
+    /// XORs with the pad: hides a phone, and shows a hidden one again.
+    fn xor(&self, bytes: &[u8]) -> Vec<u8> {
+        bytes.iter().zip(self.pad.iter().cycle()).map(|(b, p)| b ^ p).collect()
+    }
 }
 
 fn corrupt(what: &str) -> StoreError {

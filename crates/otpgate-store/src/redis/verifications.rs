@@ -13,8 +13,8 @@ use otpgate_core::{
 };
 
 use super::{
-    CHECK, ID_INDEX, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, ValuePlace, channel_arg,
-    digest_arg, first_number, id_arg, max_attempts_arg, ms, records, verification_from,
+    CHECK, ID_PUT, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, ValuePlace, bucket_entry,
+    channel_arg, digest_arg, first_number, id_arg, max_attempts_arg, ms, records, verification_from,
 };
 
 /// What the issue script answered, as an outcome.
@@ -63,11 +63,11 @@ impl Verifications for RedisStore {
         };
         // The id index lives in the id's own bucket and slot, so it cannot be part of the script
         // on a Cluster; it is written right after, and refreshed with every resend.
-        let mut put = ID_INDEX.prepare_invoke();
-        put.key(self.id_bucket_key(&v.id))
-            .arg("put")
-            .arg(id_arg(&v.id))
-            .arg(e164)
+        let entry = self.id_entry(&v.id);
+        let mut put = ID_PUT.prepare_invoke();
+        put.key(&entry.bucket)
+            .arg(&entry.field)
+            .arg(entry.xor(e164.as_bytes()))
             .arg(v.expires_at.plus(KEY_GRACE).0)
             .arg(now.0);
         self.script::<i64>(&put).await?;
@@ -91,6 +91,8 @@ impl Verifications for RedisStore {
             ValuePlace::Bucket { key, field } => (key, field),
             ValuePlace::Hash(key) => (key, Vec::new()),
         };
+        // The new id's entry in the id index, written by the script when it creates.
+        let entry = self.id_entry(&new.id);
         let mut inv = ISSUE_RESEND.prepare_invoke();
         inv.key(self.phone_key(e164))
             .key(value_key)
@@ -108,7 +110,10 @@ impl Verifications for RedisStore {
             .arg(format!("{}ix:{{", self.prefix))
             .arg(ms(claim.first))
             .arg(ms(MAX_RESEND_COOLDOWN.max(claim.first)))
-            .arg(field);
+            .arg(field)
+            .arg(&entry.bucket)
+            .arg(&entry.field)
+            .arg(entry.xor(e164.as_bytes()));
         let (kind, before, after, previous, taken): (String, Vec<u8>, Vec<u8>, String, String) =
             self.script(&inv).await?;
         let outcome = match issue_outcome(&kind, &before, &after, e164)? {
@@ -191,20 +196,20 @@ impl Verifications for RedisStore {
 impl RedisStore {
     /// The phone of a verification id, from the id index; `None` when it has no entry.
     pub(super) async fn id_phone(&self, id: &VerificationId) -> Result<Option<String>, StoreError> {
-        let mut get = ID_INDEX.prepare_invoke();
-        get.key(self.id_bucket_key(id)).arg("get").arg(id_arg(id));
-        let phone: Option<Vec<u8>> = self.script(&get).await?;
+        let entry = self.id_entry(id);
+        let held: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(&entry.bucket).arg(&entry.field)).await?;
+        let Some((_, payload)) = held.as_deref().and_then(bucket_entry) else { return Ok(None) };
+        let phone = entry.xor(payload);
         // Not a number: not what we stored under this id (the entry of another id in the same
-        // field, 96 bits of SHA-1 apart, would be the only way).
+        // field, 94 bits of SHA-1 apart, would be the only way).
         let e164 = |p: &[u8]| p.first() == Some(&b'+') && p.len() > 1 && p[1..].iter().all(u8::is_ascii_digit);
-        Ok(phone.filter(|p| e164(p)).and_then(|p| String::from_utf8(p).ok()))
+        Ok(Some(phone).filter(|p| e164(p)).and_then(|p| String::from_utf8(p).ok()))
     }
 
     /// Drops a verification id's entry from the id index.
     pub(super) async fn id_delete(&self, id: &VerificationId) -> Result<(), StoreError> {
-        let mut del = ID_INDEX.prepare_invoke();
-        del.key(self.id_bucket_key(id)).arg("del").arg(id_arg(id));
-        self.script::<i64>(&del).await.map(drop)
+        let entry = self.id_entry(id);
+        self.command::<i64>(::redis::cmd("HDEL").arg(&entry.bucket).arg(&entry.field)).await.map(drop)
     }
 
     /// Runs one `update_by_id.lua` operation on the verification `id`, found through the id

@@ -45,6 +45,8 @@
 //! (their codes are not found either), and the phones' running resend waits and send counts (a
 //! phone's next send may go at once, and starts again at the first cooldown). The rate-limit keys
 //! (`rl:`) and the HMAC-key fingerprint keep their keys, so the per-phone limits still hold.
+//! While old and new instances run side by side (a rolling deploy), neither sees the other's
+//! verifications or resend waits: replace all instances at once, or accept that window.
 //!
 //! The `{…}` hash tag keeps a phone's records in one Cluster slot, so the issue and check scripts
 //! see them together; the id index bucket and the resend value live in other slots, so on a

@@ -49,7 +49,7 @@ local function hex2bin(h)
 end
 
 -- The bucket (the SHA-1's first 14 bits, as 4 hex digits) and the field (its next 80 bits) of
--- an id (its 20 characters after `vf_`).
+-- an id (as the record holds it, see record.lua).
 local function id_entry(id)
   local h = redis.sha1hex(id)
   return string.format('%04x', tonumber(string.sub(h, 1, 4), 16) % 16384), hex2bin(string.sub(h, 5, 24))

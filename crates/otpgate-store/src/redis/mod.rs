@@ -253,8 +253,8 @@ impl RedisStore {
     /// A verification id's entry in the id index (bucket.lua's `id_entry` computes the same).
     fn id_entry(&self, id: &VerificationId) -> IdEntry {
         use sha1::{Digest, Sha1};
-        let digest = Sha1::digest(id_arg(id).as_bytes());
-        let pad = Sha1::new().chain_update(b"otpgate-id-pad:").chain_update(id_arg(id).as_bytes()).finalize();
+        let digest = Sha1::digest(id_arg(id));
+        let pad = Sha1::new().chain_update(b"otpgate-id-pad:").chain_update(id_arg(id)).finalize();
         IdEntry {
             bucket: format!("{}ix:{{{}}}", self.prefix, id_bucket(id)),
             field: digest[2..12].to_vec(),
@@ -402,9 +402,33 @@ fn resend_bucket(key: &str) -> Option<(String, Vec<u8>)> {
     Some((bucket_of(bytes[0], bytes[1]), bytes[2..].to_vec()))
 }
 
-/// An id as the scripts hold it: its 20 characters after `vf_`.
-fn id_arg(id: &VerificationId) -> &str {
-    &id.as_str()[VerificationId::PREFIX.len()..]
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// An id as the scripts hold it: its 20 base-62 characters after `vf_` as one number, 15 bytes
+/// big-endian (62^20 < 2^120), 5 bytes less than the characters.
+fn id_arg(id: &VerificationId) -> [u8; 15] {
+    let digits = &id.as_str().as_bytes()[VerificationId::PREFIX.len()..];
+    let n = digits.iter().fold(0u128, |n, c| {
+        // `VerificationId::parse` admits ASCII letters and digits only.
+        n * 62 + BASE62.iter().position(|b| b == c).unwrap_or(0) as u128
+    });
+    n.to_be_bytes()[1..].try_into().expect("15 of 16 bytes")
+}
+
+/// The id an [`id_arg`] holds; `None` for bytes no id gives.
+fn id_from(bytes: &[u8]) -> Option<VerificationId> {
+    let mut be = [0u8; 16];
+    be[1..].copy_from_slice(<&[u8; 15]>::try_from(bytes).ok()?);
+    let mut n = u128::from_be_bytes(be);
+    let mut digits = [0u8; 20];
+    for d in digits.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    if n != 0 {
+        return None;
+    }
+    VerificationId::parse(&format!("{}{}", VerificationId::PREFIX, std::str::from_utf8(&digits).ok()?))
 }
 
 /// A channel as the scripts hold it: one character.
@@ -433,7 +457,7 @@ fn bucket_entry(entry: &[u8]) -> Option<(i64, &[u8])> {
 /// The id index bucket of a verification id: the first 14 bits of the SHA-1 of [`id_arg`].
 fn id_bucket(id: &VerificationId) -> String {
     use sha1::{Digest, Sha1};
-    let digest = Sha1::digest(id_arg(id).as_bytes());
+    let digest = Sha1::digest(id_arg(id));
     bucket_of(digest[0], digest[1])
 }
 
@@ -508,8 +532,8 @@ impl<'a> Reader<'a> {
             b'c' => Channel::Call,
             _ => return Err(corrupt("channel")),
         };
-        let id = format!("{}{}", VerificationId::PREFIX, self.text(1, "id")?);
-        let id = VerificationId::parse(&id).ok_or_else(|| corrupt("id"))?;
+        let id_len = self.uint(1)? as usize;
+        let id = id_from(self.take(id_len)?).ok_or_else(|| corrupt("id"))?;
         let digest_len = self.uint(1)? as usize;
         let code_digest = match self.take(digest_len)? {
             [] => None,

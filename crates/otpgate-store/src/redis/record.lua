@@ -3,7 +3,8 @@
 -- of the verification before it (so reverting a failed send cannot lift a lockout). One record,
 -- big-endian (struct.pack):
 --   status (1 char: p pending, a approved, c canceled, d dead, e expired), channel (1 char:
---   s sms, w whatsapp, c call); the id (its 20 characters after `vf_`) and the digest ('' = the
+--   s sms, w whatsapp, c call); the id (its 20 base-62 characters after `vf_` as 15 bytes, see
+--   `id_arg` in mod.rs) and the digest ('' = the
 --   provider holds the code), each a 1-byte length and its bytes; the provider ref (2-byte
 --   length, '' = none); attempts and max attempts (1 byte each), sends (4 bytes); created,
 --   expires, next resend, ended (6-byte signed ms; ended 0 = not ended).

@@ -39,6 +39,21 @@ fn a_phones_resend_key_goes_to_a_bucket_and_nothing_else_does() {
 }
 
 #[test]
+fn ids_are_held_in_15_bytes_and_read_back() {
+    use super::{id_arg, id_from};
+    for id in ["vf_00000000000000000000", "vf_zzzzzzzzzzzzzzzzzzzz", "vf_0aZ9zA0000000000000z"] {
+        let id = VerificationId::parse(id).unwrap();
+        assert_eq!(id_from(&id_arg(&id)), Some(id.clone()));
+    }
+    for _ in 0..1000 {
+        let id = VerificationId::generate();
+        assert_eq!(id_from(&id_arg(&id)), Some(id));
+    }
+    assert_eq!(id_from(&[0xff; 15]), None, "more than 62^20");
+    assert_eq!(id_from(&[0; 14]), None);
+}
+
+#[test]
 fn id_buckets_spread_over_16384() {
     let mut seen = std::collections::HashSet::new();
     for _ in 0..100_000 {

@@ -46,7 +46,7 @@ impl Verifications for RedisStore {
         let mut inv = ISSUE.prepare_invoke();
         inv.key(self.phone_key(e164))
             .arg(now.0)
-            .arg(id_arg(&new.id))
+            .arg(&id_arg(&new.id)[..])
             .arg(e164)
             .arg(channel_arg(new.channel))
             .arg(digest_arg(&new.code_digest))
@@ -97,7 +97,7 @@ impl Verifications for RedisStore {
         inv.key(self.phone_key(e164))
             .key(value_key)
             .arg(now.0)
-            .arg(id_arg(&new.id))
+            .arg(&id_arg(&new.id)[..])
             .arg(e164)
             .arg(channel_arg(new.channel))
             .arg(digest_arg(&new.code_digest))
@@ -139,14 +139,17 @@ impl Verifications for RedisStore {
         let mut inv = REVERT.prepare_invoke();
         match outcome {
             IssueOutcome::Created(v) => {
-                inv.key(self.phone_key(&v.phone)).arg("created").arg(id_arg(&v.id)).arg(digest_arg(&v.code_digest));
+                inv.key(self.phone_key(&v.phone))
+                    .arg("created")
+                    .arg(&id_arg(&v.id)[..])
+                    .arg(digest_arg(&v.code_digest));
                 self.script::<i64>(&inv).await?;
                 self.id_delete(&v.id).await?;
             }
             IssueOutcome::Resent { verification, previous } => {
                 inv.key(self.phone_key(&verification.phone))
                     .arg("resent")
-                    .arg(id_arg(&verification.id))
+                    .arg(&id_arg(&verification.id)[..])
                     .arg(digest_arg(&verification.code_digest))
                     .arg(digest_arg(&previous.code_digest))
                     .arg(channel_arg(previous.channel))
@@ -223,7 +226,7 @@ impl RedisStore {
     ) -> Result<(String, Vec<u8>, String), StoreError> {
         let Some(phone) = self.id_phone(id).await? else { return Ok((String::new(), Vec::new(), String::new())) };
         let mut inv = UPDATE_BY_ID.prepare_invoke();
-        inv.key(self.phone_key(&phone)).arg(id_arg(id)).arg(op);
+        inv.key(self.phone_key(&phone)).arg(&id_arg(id)[..]).arg(op);
         for arg in args {
             inv.arg(*arg);
         }

@@ -8,8 +8,9 @@
 //!   reverting a failed send cannot lift a lockout. Lives until the current one's expiry plus
 //!   [`KEY_GRACE`];
 //! - `P ix:{<4 hex>}` — hash, one of 16,384 buckets of the id index (the bucket is the first 14
-//!   bits of the SHA-1 of the verification id's 15-byte form, `id_arg`): a verification's phone, for cancel and the
-//!   provider ref, under a field derived from the id, XORed with a pad derived from the id;
+//!   bits of the SHA-1 of the verification id's 15-byte form, `id_arg`): a verification's phone,
+//!   for cancel and the provider ref, under a field derived from the id, XORed with a pad derived
+//!   from the id;
 //! - `P rl:{send:phone:+14155550100}` — string: a limit key's GCRA arrival time;
 //! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire;
 //! - `P rs:{<4 hex>}` — hash, one of 16,384 buckets of phones' resend values (a phone's resend

@@ -36,13 +36,18 @@ for _ in $(seq 1 100); do curl -sf http://127.0.0.1:18094/healthz >/dev/null && 
 load=$(target/release/examples/rate http://127.0.0.1:18094 send "$RATE" "$(python3 -c "print($COUNT / $RATE)")" 1000000)
 after=$(rcli info memory | awk -F: '/^used_memory:/ { print $2 }' | tr -d '\r')
 keys=$(rcli dbsize)
-sample=$(rcli --scan --pattern '*:v:*' | head -1) || true # head closes the pipe early
-id_sample=$(rcli --scan --pattern '*:vid:*' | head -1) || true
-resend_sample=$(rcli --scan --pattern '*:sv:*' | head -1) || true
+# One key of each kind: the layout since issue 19 (a phone's packed value `v2:`, the buckets of
+# the id index `ix:` and of the resend values `rs:`), else the one before it (`v:`, `vid:`, `sv:`).
+first_key() { for p in "$@"; do k=$(rcli --scan --pattern "$p" | head -1) || true; [[ -n "$k" ]] && { echo "$k"; return; }; done; true; }
+sample=$(first_key '*:v2:*' '*:v:*') # head closes the pipe early
+id_sample=$(first_key '*:ix:*' '*:vid:*')
+resend_sample=$(first_key '*:rs:*' '*:sv:*')
+# A bucket's MEMORY USAGE is for all its entries: say how many.
+entries() { [[ "$(rcli type "$1")" == hash && "$1" != *":sv:"* ]] && echo " ($(rcli hlen "$1") entries)"; true; }
 echo "load: $load"
 ok=$(tr ' ' '\n' <<<"$load" | awk -F= '$1 == "ok" { print $2 }')
 echo "redis keys: $keys; used_memory: $(( (after - before) / 1048576 )) MiB above the empty database" \
-  "($(( (after - before) / ok )) bytes per verification); MEMORY USAGE of one verification hash:" \
-  "$(rcli memory usage "$sample") bytes; of one id key: $(rcli memory usage "$id_sample");" \
-  "of one resend value: $(rcli memory usage "$resend_sample")"
+  "($(( (after - before) / ok )) bytes per verification); MEMORY USAGE of one verification value:" \
+  "$(rcli memory usage "$sample") bytes; of one id key: $(rcli memory usage "$id_sample")$(entries "$id_sample");" \
+  "of one resend value: $(rcli memory usage "$resend_sample")$(entries "$resend_sample")"
 echo "otpgate peak RSS: $(awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$server/status") MiB"

@@ -1,47 +1,39 @@
--- Count the attempt, compare, consume: one check of a code, atomically.
--- KEYS[1] the phone's current verification, KEYS[2] its previous one (kept while dead).
--- ARGV: now_ms, candidate digest.
+-- Count the attempt, compare, consume: one check of a code, atomically (after record.lua).
+-- KEYS[1] the phone's value. ARGV: now_ms, candidate digest.
 -- The compare is Lua string equality, not constant time: both sides are HMAC-SHA256 digests
 -- under a key the caller never sees, so the time it takes tells nothing about the code.
--- Returns {kind, data}: 'approved' with the hash, 'wrong' {attempts left}, 'exhausted',
--- 'notfound', or 'remote' with the hash (the provider holds the code; nothing counted).
+-- Returns {kind, data}: 'approved' with the record, 'wrong' with the attempts left, 'killed',
+-- 'exhausted', 'notfound', or 'remote' with the record (the provider holds the code; nothing
+-- counted).
 local now = tonumber(ARGV[1])
 
-local function load(key)
-  local flat = redis.call('HGETALL', key)
-  if #flat == 0 then return nil end
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-
-local key = KEYS[1]
-local cur = load(key)
-if not cur or (cur.status ~= 'pending' and cur.status ~= 'dead') then
-  key = KEYS[2]
-  cur = load(key)
-  if not cur or cur.status ~= 'dead' then
-    return {'notfound', {}}
+local cur, prev = load_records(KEYS[1])
+local r = cur
+if not r or (r.status ~= 'p' and r.status ~= 'd') then
+  r = prev
+  if not r or r.status ~= 'd' then
+    return {'notfound', ''}
   end
 end
-if now >= tonumber(cur.expires) then
-  return {'notfound', {}}
+if now >= r.expires then
+  return {'notfound', ''}
 end
-local attempts, max = tonumber(cur.attempts), tonumber(cur.max)
-if cur.status == 'dead' or attempts >= max then
-  return {'exhausted', {}}
+if r.status == 'd' or r.attempts >= r.max then
+  return {'exhausted', ''}
 end
-if not cur.digest then
-  return {'remote', redis.call('HGETALL', key)}
+if r.digest == '' then
+  return {'remote', enc(r)}
 end
-if cur.digest == ARGV[2] then
-  redis.call('HSET', key, 'status', 'approved', 'ended', now)
-  return {'approved', redis.call('HGETALL', key)}
+if r.digest == ARGV[2] then
+  r.status, r.ended = 'a', now
+  save(KEYS[1], cur, prev)
+  return {'approved', enc(r)}
 end
-attempts = attempts + 1
-if attempts >= max then
-  redis.call('HSET', key, 'attempts', attempts, 'status', 'dead', 'ended', now)
-  return {'killed', {}}
+r.attempts = r.attempts + 1
+if r.attempts >= r.max then
+  r.status, r.ended = 'd', now
+  save(KEYS[1], cur, prev)
+  return {'killed', ''}
 end
-redis.call('HSET', key, 'attempts', attempts)
-return {'wrong', {string.format('%d', max - attempts)}}
+save(KEYS[1], cur, prev)
+return {'wrong', string.format('%d', r.max - r.attempts)}

@@ -1,8 +1,9 @@
--- Create or resend the verification of one phone, atomically.
--- KEYS[1] the phone's current verification (hash), KEYS[2] its previous one, kept while dead.
+-- Create or resend the verification of one phone, atomically (after record.lua).
+-- KEYS[1] the phone's value (record.lua).
 -- ARGV: now_ms, new id, phone, channel, digest ('' = the provider holds the code), code ttl ms,
 --       max attempts, first resend cooldown ms, longest cooldown ms, key grace ms.
--- Returns {kind, before, after}: 'cooldown' {wait_ms}; 'resent' old and new hash; 'created' new hash.
+-- Returns {kind, before, after}: 'cooldown' with the wait (ms) as before; 'resent' the old and
+-- the new record; 'created' '' and the new record.
 local now = tonumber(ARGV[1])
 local ttl, grace = tonumber(ARGV[6]), tonumber(ARGV[10])
 local base, cap = tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -15,38 +16,28 @@ local function cooldown(sends)
   return c
 end
 
-local flat = redis.call('HGETALL', KEYS[1])
-local cur = {}
-for i = 1, #flat, 2 do cur[flat[i]] = flat[i + 1] end
+local cur, prev = load_records(KEYS[1])
+if prev and now >= prev.expires then prev = nil end
 
-if cur.status == 'pending' and now < tonumber(cur.expires) then
-  local next_at = tonumber(cur.next)
-  if now < next_at then
-    return {'cooldown', {string.format('%d', next_at - now)}, {}}
+if cur and cur.status == 'p' and now < cur.expires then
+  if now < cur.next then
+    return {'cooldown', string.format('%d', cur.next - now), ''}
   end
-  local sends = tonumber(cur.sends) + 1
-  redis.call('HSET', KEYS[1], 'channel', ARGV[4], 'sends', sends, 'expires', now + ttl,
-    'next', now + cooldown(sends))
-  if ARGV[5] == '' then
-    redis.call('HDEL', KEYS[1], 'digest', 'pref')
-  else
-    redis.call('HSET', KEYS[1], 'digest', ARGV[5])
-    redis.call('HDEL', KEYS[1], 'pref')
-  end
-  redis.call('PEXPIRE', KEYS[1], ttl + grace)
-  return {'resent', flat, redis.call('HGETALL', KEYS[1])}
+  local before = enc(cur)
+  cur.sends = cur.sends + 1
+  cur.channel, cur.digest, cur.pref = ARGV[4], ARGV[5], ''
+  cur.expires, cur.next = now + ttl, now + cooldown(cur.sends)
+  redis.call('SET', KEYS[1], packed(cur, prev), 'PX', ttl + grace)
+  return {'resent', before, enc(cur)}
 end
 
-if cur.status == 'dead' and now < tonumber(cur.expires) then
-  -- Keeps answering "too many attempts" if this new one is reverted; RENAME keeps the TTL.
-  redis.call('RENAME', KEYS[1], KEYS[2])
-elseif #flat > 0 then
-  redis.call('DEL', KEYS[1])
+if cur and cur.status == 'd' and now < cur.expires then
+  -- Keeps answering "too many attempts" if this new one is reverted.
+  prev = cur
 end
-redis.call('HSET', KEYS[1], 'id', ARGV[2], 'phone', ARGV[3], 'channel', ARGV[4], 'status', 'pending',
-  'attempts', 0, 'max', ARGV[7], 'sends', 1, 'created', now, 'expires', now + ttl, 'next', now + cooldown(1))
-if ARGV[5] ~= '' then
-  redis.call('HSET', KEYS[1], 'digest', ARGV[5])
-end
-redis.call('PEXPIRE', KEYS[1], ttl + grace)
-return {'created', {}, redis.call('HGETALL', KEYS[1])}
+local new = {
+  status = 'p', channel = ARGV[4], id = ARGV[2], digest = ARGV[5], pref = '', attempts = 0,
+  max = tonumber(ARGV[7]), sends = 1, created = now, expires = now + ttl, next = now + cooldown(1), ended = 0,
+}
+redis.call('SET', KEYS[1], packed(new, prev), 'PX', ttl + grace)
+return {'created', '', enc(new)}

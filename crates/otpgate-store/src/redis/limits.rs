@@ -10,7 +10,23 @@ use otpgate_core::store::{Denied, StoredValue};
 use otpgate_core::{Counters, Limits, SharedValues, StoreError, Timestamp};
 use std::collections::HashMap;
 
-use super::{COUNTER, Conn, GIVEBACK, LIMIT, RedisStore, SWAP, ms};
+use otpgate_core::resend::FORGET_AFTER;
+
+use super::{COUNTER, Conn, GIVEBACK, LIMIT, RedisStore, SWAP, SWAP_BUCKET, ValuePlace, bucket_entry, ms};
+
+/// A shared value from its bucket entry's payload, as bucket.lua's `value_unpack` reads it: a
+/// phone's resend value kept as its send count (`1`, 4 bytes), any other value as it is (`0`).
+fn unpack_value(payload: &[u8], expires: i64) -> Result<String, StoreError> {
+    let corrupt = || StoreError::Internal("corrupt shared value in Redis".into());
+    match payload {
+        [1, sends @ ..] => {
+            let sends = u32::from_be_bytes(sends.try_into().map_err(|_| corrupt())?);
+            Ok(format!("v1:{sends}:{}:{expires}", expires - ms(FORGET_AFTER) as i64))
+        }
+        [0, value @ ..] => String::from_utf8(value.to_vec()).map_err(|_| corrupt()),
+        _ => Err(corrupt()),
+    }
+}
 
 /// One rule prepared for the limit script.
 struct Prepared<'a> {
@@ -182,9 +198,21 @@ impl Counters for RedisStore {
 #[async_trait]
 impl SharedValues for RedisStore {
     async fn load_value(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        let (value, expires): (Option<String>, Option<i64>) =
-            self.command(::redis::cmd("HMGET").arg(self.value_key(key)).arg("v").arg("exp")).await?;
-        Ok(value.filter(|_| expires.is_none_or(|exp| exp > now.0)))
+        match self.value_place(key) {
+            ValuePlace::Hash(key) => {
+                let (value, expires): (Option<String>, Option<i64>) =
+                    self.command(::redis::cmd("HMGET").arg(key).arg("v").arg("exp")).await?;
+                Ok(value.filter(|_| expires.is_none_or(|exp| exp > now.0)))
+            }
+            ValuePlace::Bucket { key, field } => {
+                let entry: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(key).arg(field)).await?;
+                let Some((expires, payload)) = entry.as_deref().and_then(bucket_entry) else { return Ok(None) };
+                if expires <= now.0 {
+                    return Ok(None);
+                }
+                unpack_value(payload, expires).map(Some)
+            }
+        }
     }
 
     async fn swap_value(
@@ -194,14 +222,32 @@ impl SharedValues for RedisStore {
         new: Option<&StoredValue>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut inv = SWAP.prepare_invoke();
-        inv.key(self.value_key(key))
-            .arg(now.0)
+        let (mut inv, field) = match self.value_place(key) {
+            ValuePlace::Hash(key) => {
+                let mut inv = SWAP.prepare_invoke();
+                inv.key(key);
+                (inv, None)
+            }
+            ValuePlace::Bucket { key: bucket, field } => {
+                // A bucket's entries must expire (the bucket's TTL covers them): a phone's resend
+                // value always does.
+                if new.is_some_and(|n| n.expires_at.is_none()) {
+                    return Err(StoreError::Internal(format!("the shared value {key:?} needs an expiry")));
+                }
+                let mut inv = SWAP_BUCKET.prepare_invoke();
+                inv.key(bucket);
+                (inv, Some(field))
+            }
+        };
+        inv.arg(now.0)
             .arg(if expected.is_some() { "1" } else { "0" })
             .arg(expected.unwrap_or(""))
             .arg(if new.is_some() { "1" } else { "0" })
             .arg(new.map_or("", |n| n.value.as_str()))
             .arg(new.and_then(|n| n.expires_at).map(|t| t.0.to_string()).unwrap_or_default());
+        if let Some(field) = field {
+            inv.arg(field).arg(ms(FORGET_AFTER));
+        }
         Ok(self.script::<i64>(&inv).await? == 1)
     }
 }

@@ -3,21 +3,58 @@
 //! Lua script, so it runs atomically on the server; the scripts live beside this file.
 //!
 //! Keys (`P` is the configurable prefix, `otpgate:` by default):
-//! - `P v:{+14155550100}` — hash: the phone's current verification;
-//! - `P vp:{+14155550100}` — hash: the one before it, kept while it is dead (wrong codes) and not
-//!   expired, so reverting a failed send cannot lift a lockout;
-//! - `P vid:{vf_…}` — string: the phone of a verification id (for cancel and the provider ref);
+//! - `P v2:{+14155550100}` — string: the phone's verification records, packed (record.lua): its
+//!   current verification, then the one before it while that one is dead and not expired, so
+//!   reverting a failed send cannot lift a lockout. Lives until the current one's expiry plus
+//!   [`KEY_GRACE`];
+//! - `P ix:{<4 hex>}` — hash, one of 16,384 buckets of the id index (the bucket is the first 14
+//!   bits of the SHA-1 of the verification id's 15-byte form, `id_arg`): a verification's phone,
+//!   for cancel and the provider ref, under a field derived from the id, XORed with a pad derived
+//!   from the id;
 //! - `P rl:{send:phone:+14155550100}` — string: a limit key's GCRA arrival time;
 //! - `P ctr:{key}` — hash: a windowed counter (bucket start -> count), for the tripwire;
-//! - `P sv:{key}` — hash: a shared value (`v`, and `exp` when it expires): a phone's resend
-//!   cooldown (keyed by an HMAC of the number), and the fingerprint of the HMAC key — the one key
-//!   without a TTL, a few dozen bytes per deployment;
+//! - `P rs:{<4 hex>}` — hash, one of 16,384 buckets of phones' resend values (a phone's resend
+//!   cooldown, a shared value keyed by an HMAC of the number: the bucket is its first 14 bits, the
+//!   field its last 14 bytes);
+//! - `P sv:{key}` — hash: any other shared value (`v`, and `exp` when it expires): the fingerprint
+//!   of the HMAC key — the one key without a TTL, a few dozen bytes per deployment;
 //! - `P idem:{<hex>}` — hash: one `Idempotency-Key` entry (see [`idempotency`]).
 //!
-//! The `{…}` hash tag puts both keys of one phone in one Cluster slot, so the issue and check
-//! scripts see them together. Every key but the HMAC-key fingerprint has a TTL: a verification
-//! lives until its expiry plus [`KEY_GRACE`], a limit key until its arrival time passes (then it
-//! is spent anyway), a shared value until its expiry.
+//! Why buckets: a key of its own costs Redis about 100 bytes before its value (the dict entry,
+//! the key string, the value object, the entry in the expires dict, the dicts' bucket arrays),
+//! more than an id index entry or a resend value holds. A bucket small enough for Redis's listpack
+//! encoding (at most `hash-max-listpack-entries`, 128 by default, entries of at most
+//! `hash-max-listpack-value`, 64 bytes) stores its entries back to back. 16,384 buckets hold a
+//! dozen entries each at 200,000 live verifications and stay below 128 entries up to about a
+//! million entries of a kind (phones' resend values outnumber live verifications when codes
+//! live shorter than the hour a send count is kept); past that a bucket still works, as a hash
+//! table (about 100 bytes an entry, still less than a key of its own), or raise
+//! `hash-max-listpack-entries`. Redis 7.0 has no per-field TTL, so an entry carries its own
+//! expiry (bucket.lua): an entry past it counts as absent, every write to a bucket drops the
+//! bucket's expired entries, and the bucket's TTL is raised to cover its longest entry, so an idle
+//! bucket expires as a whole. An id index entry left behind that way holds no number anyone can
+//! read: the phone is XORed with a pad derived from the verification id, which Redis only holds
+//! while the verification lives.
+//!
+//! The scripts need Redis 6.2 or later (`SET … KEEPTTL`, `HRANDFIELD`).
+//!
+//! Upgrading from the layout before `v2:` (the verification hashes `v:` and `vp:`, the id index
+//! strings `vid:`, the resend hashes `sv:{send:phone:resend:…}`): the new names are never read as
+//! the old types; the old keys are ignored and expire on their own (within the code TTL plus
+//! 60 s, the resend values within two hours). What a deploy loses: codes pending at that moment
+//! (checked, they are not found: the user asks for a new one), lockouts of dead verifications
+//! (their codes are not found either), and the phones' running resend waits and send counts (a
+//! phone's next send may go at once, and starts again at the first cooldown). The rate-limit keys
+//! (`rl:`) and the HMAC-key fingerprint keep their keys, so the per-phone limits still hold.
+//! While old and new instances run side by side (a rolling deploy), neither sees the other's
+//! verifications or resend waits: replace all instances at once, or accept that window.
+//!
+//! The `{…}` hash tag keeps a phone's records in one Cluster slot, so the issue and check scripts
+//! see them together; the id index bucket and the resend value live in other slots, so on a
+//! Cluster they are written in steps (see `Verifications::issue_with_resend`). Every key but the
+//! HMAC-key fingerprint has a TTL: a phone's value lives until its current verification's expiry
+//! plus [`KEY_GRACE`], a bucket until its longest entry's, a limit key until its arrival time
+//! passes (then it is spent anyway), a shared value until its expiry.
 //!
 //! Time: verification scripts use the `now` the caller passes (the service's clock), because the
 //! timestamps go back to the service and the client and the contract moves time. Instances are
@@ -26,8 +63,6 @@
 //! use Redis's own `TIME` by default ([`LimitClock::Redis`]), so every instance takes from a bucket
 //! on one clock; [`LimitClock::Caller`] uses the passed `now` (the contract tests move time).
 
-use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -50,21 +85,34 @@ mod verifications;
 /// instance whose clock is a little behind still finds the state it expects.
 pub const KEY_GRACE: Duration = Duration::from_secs(60);
 
-static ISSUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("issue.lua")));
+/// A script over a phone's value: record.lua (the packed verification) before its body.
+macro_rules! record_script {
+    ($file:literal) => {
+        LazyLock::new(|| Script::new(concat!(include_str!("record.lua"), include_str!($file))))
+    };
+}
+
+static ISSUE: LazyLock<Script> = record_script!("issue.lua");
 /// A send in one script on one server: issue.lua as a function, called by issue_resend.lua
-/// between taking the resend slot and writing it (never on a Cluster: the resend value lives in
-/// another slot).
+/// between taking the resend slot and writing it (never on a Cluster: the resend value and the id
+/// index live in other slots).
 static ISSUE_RESEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("record.lua"),
+        include_str!("bucket.lua"),
         "local function issue()\n",
         include_str!("issue.lua"),
         "\nend\n",
         include_str!("issue_resend.lua")
     ))
 });
-static CHECK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("check.lua")));
-static REVERT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("revert.lua")));
-static UPDATE_BY_ID: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("update_by_id.lua")));
+static CHECK: LazyLock<Script> = record_script!("check.lua");
+static REVERT: LazyLock<Script> = record_script!("revert.lua");
+static UPDATE_BY_ID: LazyLock<Script> = record_script!("update_by_id.lua");
+static ID_PUT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("bucket.lua"), include_str!("id_index.lua"))));
+static SWAP_BUCKET: LazyLock<Script> =
+    LazyLock::new(|| Script::new(concat!(include_str!("bucket.lua"), include_str!("swap_bucket.lua"))));
 static LIMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("limit.lua")));
 static COUNTER: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("counter.lua")));
 static GIVEBACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("giveback.lua")));
@@ -198,20 +246,34 @@ impl RedisStore {
         matches!(self.conn, Conn::Cluster(_))
     }
 
-    fn phone_key(&self, kind: &str, e164: &str) -> String {
-        format!("{}{kind}:{{{e164}}}", self.prefix)
+    /// The phone's value: its verification records (record.lua).
+    fn phone_key(&self, e164: &str) -> String {
+        format!("{}v2:{{{e164}}}", self.prefix)
     }
 
-    fn id_key(&self, id: &VerificationId) -> String {
-        format!("{}vid:{{{}}}", self.prefix, id.as_str())
+    /// A verification id's entry in the id index (bucket.lua's `id_entry` computes the same).
+    fn id_entry(&self, id: &VerificationId) -> IdEntry {
+        use sha1::{Digest, Sha1};
+        let digest = Sha1::digest(id_arg(id));
+        let pad = Sha1::new().chain_update(b"otpgate-id-pad:").chain_update(id_arg(id)).finalize();
+        IdEntry {
+            bucket: format!("{}ix:{{{}}}", self.prefix, id_bucket(id)),
+            field: digest[2..12].to_vec(),
+            pad: pad.to_vec(),
+        }
     }
 
     fn limit_key(&self, key: &str) -> String {
         format!("{}rl:{{{key}}}", self.prefix)
     }
 
-    fn value_key(&self, key: &str) -> String {
-        format!("{}sv:{{{key}}}", self.prefix)
+    /// Where the shared value `key` lives: a phone's resend value in a bucket, anything else (the
+    /// HMAC key's fingerprint, which never expires) in a hash of its own.
+    fn value_place(&self, key: &str) -> ValuePlace {
+        match resend_bucket(key) {
+            Some((bucket, field)) => ValuePlace::Bucket { key: format!("{}rs:{{{bucket}}}", self.prefix), field },
+            None => ValuePlace::Hash(format!("{}sv:{{{key}}}", self.prefix)),
+        }
     }
 
     /// Runs a script (EVALSHA, loading it on NOSCRIPT) within the timeout.
@@ -308,54 +370,226 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
+/// Where a shared value lives (see [`RedisStore::value_place`]).
+enum ValuePlace {
+    /// swap.lua's hash (`v`, `exp`) under its own key.
+    Hash(String),
+    /// An entry of a bucket (bucket.lua).
+    Bucket { key: String, field: Vec<u8> },
+}
+
+/// The prefix of a phone's resend key (`otpgate_core::privacy::phone_resend_key`), followed by 32
+/// hex digits of an HMAC.
+const RESEND_KEY_PREFIX: &str = "send:phone:resend:";
+
+/// How many buckets each of the id index and the resend values has: a power of two, so a bucket
+/// is the first 14 bits of a hash (see the module docs for the sizing).
+const BUCKETS: u16 = 16_384;
+
+/// The bucket named by a hash's first two bytes, as 4 hex digits.
+fn bucket_of(first: u8, second: u8) -> String {
+    format!("{:04x}", u16::from_be_bytes([first, second]) % BUCKETS)
+}
+
+/// A phone's resend value's bucket (from the HMAC's first 14 bits) and field (its last 14
+/// bytes); `None` for any other key.
+fn resend_bucket(key: &str) -> Option<(String, Vec<u8>)> {
+    let hex = key.strip_prefix(RESEND_KEY_PREFIX)?;
+    if hex.len() != 32 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let bytes: Vec<u8> =
+        (0..32).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect::<Option<_>>()?;
+    Some((bucket_of(bytes[0], bytes[1]), bytes[2..].to_vec()))
+}
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// An id as the scripts hold it: its 20 base-62 characters after `vf_` as one number, 15 bytes
+/// big-endian (62^20 < 2^120), 5 bytes less than the characters.
+fn id_arg(id: &VerificationId) -> [u8; 15] {
+    let digits = &id.as_str().as_bytes()[VerificationId::PREFIX.len()..];
+    let n = digits.iter().fold(0u128, |n, c| {
+        // `VerificationId::parse` admits ASCII letters and digits only.
+        n * 62 + BASE62.iter().position(|b| b == c).unwrap_or(0) as u128
+    });
+    n.to_be_bytes()[1..].try_into().expect("15 of 16 bytes")
+}
+
+/// The id an [`id_arg`] holds; `None` for bytes no id gives.
+fn id_from(bytes: &[u8]) -> Option<VerificationId> {
+    let mut be = [0u8; 16];
+    be[1..].copy_from_slice(<&[u8; 15]>::try_from(bytes).ok()?);
+    let mut n = u128::from_be_bytes(be);
+    let mut digits = [0u8; 20];
+    for d in digits.iter_mut().rev() {
+        *d = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    if n != 0 {
+        return None;
+    }
+    VerificationId::parse(&format!("{}{}", VerificationId::PREFIX, std::str::from_utf8(&digits).ok()?))
+}
+
+/// A channel as the scripts hold it: one character.
+fn channel_arg(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Sms => "s",
+        Channel::Whatsapp => "w",
+        Channel::Call => "c",
+    }
+}
+
+/// The max attempts of a new verification, which its record holds in one byte (the policy allows
+/// 1 to 20).
+fn max_attempts_arg(policy: &otpgate_core::Policy) -> Result<u8, StoreError> {
+    u8::try_from(policy.max_attempts)
+        .map_err(|_| StoreError::Internal(format!("max attempts {} is more than 255", policy.max_attempts)))
+}
+
+/// A bucket entry's expiry (ms, the caller's clock) and payload (bucket.lua).
+fn bucket_entry(entry: &[u8]) -> Option<(i64, &[u8])> {
+    let mut reader = Reader { bytes: entry };
+    let expires = reader.i48().ok()?;
+    Some((expires, reader.bytes))
+}
+
+/// The id index bucket of a verification id: the first 14 bits of the SHA-1 of [`id_arg`].
+fn id_bucket(id: &VerificationId) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(id_arg(id));
+    bucket_of(digest[0], digest[1])
+}
+
+/// Where a verification id's entry is in the id index: its bucket (the first 14 bits of the SHA-1
+/// of [`id_arg`]) and field (the next 80 bits); its payload is the phone XORed with `pad` (the
+/// SHA-1 of `otpgate-id-pad:` and the id). bucket.lua's `id_entry` and `id_pad` compute the same.
+struct IdEntry {
+    bucket: String,
+    field: Vec<u8>,
+    pad: Vec<u8>,
+}
+
+impl IdEntry {
+    /// XORs with the pad: hides a phone, and shows a hidden one again.
+    fn xor(&self, bytes: &[u8]) -> Vec<u8> {
+        bytes.iter().zip(self.pad.iter().cycle()).map(|(b, p)| b ^ p).collect()
+    }
+}
+
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("corrupt verification in Redis: {what}"))
 }
 
-/// A verification from the flat field/value list `HGETALL` answers.
-fn verification_from_flat(flat: Vec<Vec<u8>>) -> Result<Verification, StoreError> {
-    let mut fields: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        fields.insert(String::from_utf8(k).map_err(|_| corrupt("field name"))?, v);
+/// One verification record of a phone's value (record.lua), and when it ended.
+struct Record {
+    verification: Verification,
+    ended: Option<Timestamp>,
+}
+
+/// Reads record.lua's big-endian fields.
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.bytes.len() < n {
+            return Err(corrupt("short record"));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
     }
-    let text = |name: &str| -> Result<String, StoreError> {
-        let bytes = fields.get(name).ok_or_else(|| corrupt(name))?;
-        String::from_utf8(bytes.clone()).map_err(|_| corrupt(name))
-    };
-    let int = |name: &str| -> Result<i64, StoreError> { text(name)?.parse().map_err(|_| corrupt(name)) };
-    let count = |name: &str| -> Result<u32, StoreError> { u32::try_from(int(name)?).map_err(|_| corrupt(name)) };
-    let code_digest = match fields.get("digest") {
-        Some(bytes) => Some(CodeDigest::from_slice(bytes).ok_or_else(|| corrupt("digest"))?),
-        None => None,
-    };
-    let provider_ref = match fields.get("pref") {
-        Some(bytes) => Some(String::from_utf8(bytes.clone()).map_err(|_| corrupt("pref"))?),
-        None => None,
-    };
-    Ok(Verification {
-        id: VerificationId::parse(&text("id")?).ok_or_else(|| corrupt("id"))?,
-        phone: text("phone")?,
-        channel: Channel::from_str(&text("channel")?).map_err(|_| corrupt("channel"))?,
-        status: VerificationStatus::from_str(&text("status")?).map_err(|_| corrupt("status"))?,
-        code_digest,
-        provider_ref,
-        attempts: count("attempts")?,
-        max_attempts: count("max")?,
-        sends: count("sends")?,
-        created_at: Timestamp(int("created")?),
-        expires_at: Timestamp(int("expires")?),
-        next_resend_at: Timestamp(int("next")?),
-    })
+
+    fn uint(&mut self, n: usize) -> Result<u64, StoreError> {
+        Ok(self.take(n)?.iter().fold(0, |acc, b| (acc << 8) | u64::from(*b)))
+    }
+
+    /// A 6-byte signed number (Lua's `i6`).
+    fn i48(&mut self) -> Result<i64, StoreError> {
+        let raw = self.uint(6)? as i64;
+        Ok(if raw & (1 << 47) != 0 { raw - (1 << 48) } else { raw })
+    }
+
+    fn text(&mut self, len_bytes: usize, what: &str) -> Result<&'a str, StoreError> {
+        let len = self.uint(len_bytes)? as usize;
+        std::str::from_utf8(self.take(len)?).map_err(|_| corrupt(what))
+    }
+
+    fn record(&mut self, e164: &str) -> Result<Record, StoreError> {
+        let status = match self.take(1)?[0] {
+            b'p' => VerificationStatus::Pending,
+            b'a' => VerificationStatus::Approved,
+            b'c' => VerificationStatus::Canceled,
+            b'd' => VerificationStatus::Dead,
+            b'e' => VerificationStatus::Expired,
+            _ => return Err(corrupt("status")),
+        };
+        let channel = match self.take(1)?[0] {
+            b's' => Channel::Sms,
+            b'w' => Channel::Whatsapp,
+            b'c' => Channel::Call,
+            _ => return Err(corrupt("channel")),
+        };
+        let id_len = self.uint(1)? as usize;
+        let id = id_from(self.take(id_len)?).ok_or_else(|| corrupt("id"))?;
+        let digest_len = self.uint(1)? as usize;
+        let code_digest = match self.take(digest_len)? {
+            [] => None,
+            bytes => Some(CodeDigest::from_slice(bytes).ok_or_else(|| corrupt("digest"))?),
+        };
+        let provider_ref = Some(self.text(2, "provider ref")?).filter(|r| !r.is_empty()).map(str::to_owned);
+        let (attempts, max_attempts, sends) = (self.uint(1)? as u32, self.uint(1)? as u32, self.uint(4)? as u32);
+        let (created, expires, next, ended) = (self.i48()?, self.i48()?, self.i48()?, self.i48()?);
+        Ok(Record {
+            verification: Verification {
+                id,
+                phone: e164.to_owned(),
+                channel,
+                status,
+                code_digest,
+                provider_ref,
+                attempts,
+                max_attempts,
+                sends,
+                created_at: Timestamp(created),
+                expires_at: Timestamp(expires),
+                next_resend_at: Timestamp(next),
+            },
+            ended: (ended != 0).then_some(Timestamp(ended)),
+        })
+    }
+}
+
+/// Every record of a phone's value: the current verification, then the previous one if kept.
+fn records(value: &[u8], e164: &str) -> Result<Vec<Record>, StoreError> {
+    let mut reader = Reader { bytes: value };
+    let mut out = Vec::new();
+    while !reader.bytes.is_empty() {
+        out.push(reader.record(e164)?);
+    }
+    Ok(out)
+}
+
+/// The one record a script answered.
+fn verification_from(record: &[u8], e164: &str) -> Result<Verification, StoreError> {
+    let mut reader = Reader { bytes: record };
+    let v = reader.record(e164)?.verification;
+    if reader.bytes.is_empty() { Ok(v) } else { Err(corrupt("trailing bytes")) }
 }
 
 fn digest_arg(d: &Option<CodeDigest>) -> Vec<u8> {
     d.as_ref().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
 }
 
-fn first_number(data: &[Vec<u8>]) -> Result<u64, StoreError> {
-    data.first()
-        .and_then(|b| std::str::from_utf8(b).ok())
+fn first_number(data: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(data)
+        .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| StoreError::Internal("unexpected answer from a Redis script".into()))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,33 +1,21 @@
 //! Export and erasure of one phone's hot state in Redis. Redis holds at most two verifications
-//! per phone (`v:{phone}`, and `vp:{phone}` while a dead one is kept), their id index keys, and
-//! the limit keys (`rl:{key}`, named by HMACs the caller derives). Retention needs no sweep here:
+//! per phone (both in `v2:{phone}`: the current one, and the one before while it is dead), their
+//! id index entries, the limit keys (`rl:{key}`, named by HMACs the caller derives) and the
+//! phone's resend value (under such a key too). Retention needs no sweep here:
 //! every key has a TTL (see the module docs), so `purge` deletes nothing.
 
 use async_trait::async_trait;
 use otpgate_core::privacy::PurgeCounts;
 use otpgate_core::privacy::{HotDeleted, HotRecords, LimitRecord, VerificationRecord};
-use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp, VerificationId};
+use otpgate_core::{PhoneNumber, Retention, StoreError, Timestamp};
 
-use super::{RedisStore, verification_from_flat};
-
-/// The value of `name` in a flat `HGETALL` answer.
-fn field<'a>(flat: &'a [Vec<u8>], name: &str) -> Option<&'a [u8]> {
-    flat.chunks_exact(2).find(|pair| pair[0] == name.as_bytes()).map(|pair| pair[1].as_slice())
-}
+use super::{Record, RedisStore, ValuePlace, bucket_entry, records};
 
 impl RedisStore {
     pub(super) async fn export_phone_impl(&self, e164: &str, limit_keys: &[String]) -> Result<HotRecords, StoreError> {
+        let value: Option<Vec<u8>> = self.command(::redis::cmd("GET").arg(self.phone_key(e164))).await?;
         let mut verifications = Vec::new();
-        for kind in ["vp", "v"] {
-            let flat: Vec<Vec<u8>> = self.command(::redis::cmd("HGETALL").arg(self.phone_key(kind, e164))).await?;
-            if flat.is_empty() {
-                continue;
-            }
-            let ended = field(&flat, "ended")
-                .and_then(|b| std::str::from_utf8(b).ok())
-                .and_then(|s| s.parse().ok())
-                .map(Timestamp);
-            let v = verification_from_flat(flat)?;
+        for Record { verification: v, ended } in records(value.as_deref().unwrap_or_default(), e164)? {
             verifications.push(VerificationRecord {
                 id: v.id.as_str().to_owned(),
                 channel: v.channel.as_str().to_owned(),
@@ -46,7 +34,13 @@ impl RedisStore {
         // and the shared value under the same key (a phone's resend cooldown), if any.
         for key in limit_keys {
             let tat: Option<i64> = self.command(::redis::cmd("GET").arg(self.limit_key(key))).await?;
-            let until: Option<i64> = self.command(::redis::cmd("HGET").arg(self.value_key(key)).arg("exp")).await?;
+            let until = match self.value_place(key) {
+                ValuePlace::Hash(k) => self.command(::redis::cmd("HGET").arg(k).arg("exp")).await?,
+                ValuePlace::Bucket { key, field } => {
+                    let entry: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(key).arg(field)).await?;
+                    entry.as_deref().and_then(bucket_entry).map(|(expires, _)| expires)
+                }
+            };
             if let Some(tat) = tat.or(until) {
                 limits.push(LimitRecord { key: key.clone(), refilled_at: Timestamp(tat) });
             }
@@ -57,19 +51,24 @@ impl RedisStore {
     /// Deletes the phone's verifications (and their id index keys) and the given limit keys.
     /// Idempotent: a second call finds nothing and deletes nothing.
     pub(super) async fn delete_phone_impl(&self, e164: &str, limit_keys: &[String]) -> Result<HotDeleted, StoreError> {
-        let (current, previous) = (self.phone_key("v", e164), self.phone_key("vp", e164));
-        for key in [&current, &previous] {
-            let id: Option<String> = self.command(::redis::cmd("HGET").arg(key).arg("id")).await?;
-            if let Some(id) = id.as_deref().and_then(VerificationId::parse) {
-                self.command::<()>(::redis::cmd("DEL").arg(self.id_key(&id))).await?;
-            }
+        let key = self.phone_key(e164);
+        let value: Option<Vec<u8>> = self.command(::redis::cmd("GET").arg(&key)).await?;
+        let held = records(value.as_deref().unwrap_or_default(), e164)?;
+        for record in &held {
+            self.id_delete(&record.verification.id).await?;
         }
-        // Same slot (one hash tag), so one DEL is fine on a Cluster too.
-        let verifications: u64 = self.command(::redis::cmd("DEL").arg(&current).arg(&previous)).await?;
+        // Both verifications are one value: the count is of records, as it was of keys.
+        let deleted: u64 = self.command(::redis::cmd("DEL").arg(&key)).await?;
+        let verifications = if deleted == 0 { 0 } else { held.len() as u64 };
         let mut limits = 0;
         for key in limit_keys {
             limits += self.command::<u64>(::redis::cmd("DEL").arg(self.limit_key(key))).await?;
-            limits += self.command::<u64>(::redis::cmd("DEL").arg(self.value_key(key))).await?;
+            limits += match self.value_place(key) {
+                ValuePlace::Hash(k) => self.command::<u64>(::redis::cmd("DEL").arg(k)).await?,
+                ValuePlace::Bucket { key, field } => {
+                    self.command::<u64>(::redis::cmd("HDEL").arg(key).arg(field)).await?
+                }
+            };
         }
         Ok(HotDeleted { verifications, limits })
     }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use otpgate_core::{AttemptOutcome, ProviderHeldCodes, StoreError, Timestamp, VerificationId, VerificationStatus};
 
-use super::{RedisStore, verification_from_flat};
+use super::{RedisStore, verification_from};
 
 #[async_trait]
 impl ProviderHeldCodes for RedisStore {
@@ -13,9 +13,9 @@ impl ProviderHeldCodes for RedisStore {
     }
 
     async fn count_attempt(&self, id: &VerificationId, now: Timestamp) -> Result<AttemptOutcome, StoreError> {
-        let (result, flat) = self.by_id(id, "count", &[&now.0.to_string()]).await?;
+        let (result, record, e164) = self.by_id(id, "count", &[&now.0.to_string()]).await?;
         match result.as_str() {
-            "counted" => Ok(AttemptOutcome::Counted(verification_from_flat(flat)?)),
+            "counted" => Ok(AttemptOutcome::Counted(verification_from(&record, &e164)?)),
             "exhausted" => Ok(AttemptOutcome::Exhausted),
             _ => Ok(AttemptOutcome::NotFound),
         }

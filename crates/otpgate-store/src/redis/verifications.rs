@@ -13,60 +13,64 @@ use otpgate_core::{
 };
 
 use super::{
-    CHECK, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, digest_arg, first_number, ms,
-    verification_from_flat,
+    CHECK, ID_PUT, ISSUE, ISSUE_RESEND, KEY_GRACE, REVERT, RedisStore, UPDATE_BY_ID, ValuePlace, bucket_entry,
+    channel_arg, digest_arg, first_number, id_arg, max_attempts_arg, ms, records, verification_from,
 };
+
+/// What the issue script answered, as an outcome.
+fn issue_outcome(kind: &str, before: &[u8], after: &[u8], e164: &str) -> Result<IssueOutcome, StoreError> {
+    Ok(match kind {
+        "cooldown" => IssueOutcome::Cooldown { retry_after: Duration::from_millis(first_number(before)?) },
+        "created" => IssueOutcome::Created(verification_from(after, e164)?),
+        "resent" => IssueOutcome::Resent {
+            previous: verification_from(before, e164)?,
+            verification: verification_from(after, e164)?,
+        },
+        other => return Err(StoreError::Internal(format!("issue script answered {other:?}"))),
+    })
+}
 
 #[async_trait]
 impl Verifications for RedisStore {
     async fn resend_wait(&self, phone: &PhoneNumber, now: Timestamp) -> Result<Option<Duration>, StoreError> {
-        let key = self.phone_key("v", phone.e164());
-        let (status, expires, next): (Option<String>, Option<i64>, Option<i64>) =
-            self.command(::redis::cmd("HMGET").arg(&key).arg("status").arg("expires").arg("next")).await?;
-        match (status.as_deref(), expires, next) {
-            (Some("pending"), Some(expires), Some(next)) if now.0 < expires => {
-                let next = Timestamp(next);
-                Ok((next > now).then(|| now.until(next)))
-            }
-            _ => Ok(None),
-        }
+        let value: Option<Vec<u8>> = self.command(::redis::cmd("GET").arg(self.phone_key(phone.e164()))).await?;
+        let Some(value) = value else { return Ok(None) };
+        let current = records(&value, phone.e164())?.into_iter().next().map(|r| r.verification);
+        Ok(current
+            .filter(|v| v.is_live(now))
+            .and_then(|v| (v.next_resend_at > now).then(|| now.until(v.next_resend_at))))
     }
 
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
         let e164 = new.phone.e164();
         let mut inv = ISSUE.prepare_invoke();
-        inv.key(self.phone_key("v", e164))
-            .key(self.phone_key("vp", e164))
+        inv.key(self.phone_key(e164))
             .arg(now.0)
-            .arg(new.id.as_str())
+            .arg(&id_arg(&new.id)[..])
             .arg(e164)
-            .arg(new.channel.as_str())
+            .arg(channel_arg(new.channel))
             .arg(digest_arg(&new.code_digest))
             .arg(ms(policy.code_ttl))
-            .arg(policy.max_attempts)
+            .arg(max_attempts_arg(policy)?)
             .arg(ms(policy.resend_cooldown))
             .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
             .arg(ms(KEY_GRACE));
-        let (kind, before, after): (String, Vec<Vec<u8>>, Vec<Vec<u8>>) = self.script(&inv).await?;
-        let outcome = match kind.as_str() {
-            "cooldown" => {
-                return Ok(IssueOutcome::Cooldown { retry_after: Duration::from_millis(first_number(&before)?) });
-            }
-            "created" => IssueOutcome::Created(verification_from_flat(after)?),
-            "resent" => IssueOutcome::Resent {
-                previous: verification_from_flat(before)?,
-                verification: verification_from_flat(after)?,
-            },
-            other => return Err(StoreError::Internal(format!("issue script answered {other:?}"))),
-        };
+        let (kind, before, after): (String, Vec<u8>, Vec<u8>) = self.script(&inv).await?;
+        let outcome = issue_outcome(&kind, &before, &after, e164)?;
         let v = match &outcome {
             IssueOutcome::Created(v) | IssueOutcome::Resent { verification: v, .. } => v,
-            IssueOutcome::Cooldown { .. } => unreachable!("answered above"),
+            IssueOutcome::Cooldown { .. } => return Ok(outcome),
         };
-        // The id index lives in the id's own slot, so it cannot be part of the script on a
-        // Cluster; it is written right after, and refreshed with every resend.
-        let ttl = now.until(v.expires_at) + KEY_GRACE;
-        self.command::<()>(::redis::cmd("SET").arg(self.id_key(&v.id)).arg(e164).arg("PX").arg(ms(ttl))).await?;
+        // The id index lives in the id's own bucket and slot, so it cannot be part of the script
+        // on a Cluster; it is written right after, and refreshed with every resend.
+        let entry = self.id_entry(&v.id);
+        let mut put = ID_PUT.prepare_invoke();
+        put.key(&entry.bucket)
+            .arg(&entry.field)
+            .arg(entry.xor(e164.as_bytes()))
+            .arg(v.expires_at.plus(KEY_GRACE).0)
+            .arg(now.0);
+        self.script::<i64>(&put).await?;
         Ok(outcome)
     }
 
@@ -83,34 +87,38 @@ impl Verifications for RedisStore {
             return otpgate_core::resend::issue_in_steps(self, claim, new, now, policy).await;
         }
         let e164 = new.phone.e164();
+        let (value_key, field) = match self.value_place(&claim.key) {
+            ValuePlace::Bucket { key, field } => (key, field),
+            ValuePlace::Hash(key) => (key, Vec::new()),
+        };
+        // The new id's entry in the id index, written by the script when it creates.
+        let entry = self.id_entry(&new.id);
         let mut inv = ISSUE_RESEND.prepare_invoke();
-        inv.key(self.phone_key("v", e164))
-            .key(self.phone_key("vp", e164))
-            .key(self.value_key(&claim.key))
+        inv.key(self.phone_key(e164))
+            .key(value_key)
             .arg(now.0)
-            .arg(new.id.as_str())
+            .arg(&id_arg(&new.id)[..])
             .arg(e164)
-            .arg(new.channel.as_str())
+            .arg(channel_arg(new.channel))
             .arg(digest_arg(&new.code_digest))
             .arg(ms(policy.code_ttl))
-            .arg(policy.max_attempts)
+            .arg(max_attempts_arg(policy)?)
             .arg(ms(policy.resend_cooldown))
             .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
             .arg(ms(KEY_GRACE))
             .arg(ms(otpgate_core::resend::FORGET_AFTER))
-            .arg(format!("{}vid:{{", self.prefix))
+            .arg(format!("{}ix:{{", self.prefix))
             .arg(ms(claim.first))
-            .arg(ms(MAX_RESEND_COOLDOWN.max(claim.first)));
-        let (kind, before, after, previous, taken): (String, Vec<Vec<u8>>, Vec<Vec<u8>>, String, String) =
+            .arg(ms(MAX_RESEND_COOLDOWN.max(claim.first)))
+            .arg(field)
+            .arg(&entry.bucket)
+            .arg(&entry.field)
+            .arg(entry.xor(e164.as_bytes()));
+        let (kind, before, after, previous, taken): (String, Vec<u8>, Vec<u8>, String, String) =
             self.script(&inv).await?;
-        let outcome = match kind.as_str() {
-            "cooldown" => return Ok(Err(Duration::from_millis(first_number(&before)?))),
-            "created" => IssueOutcome::Created(verification_from_flat(after)?),
-            "resent" => IssueOutcome::Resent {
-                previous: verification_from_flat(before)?,
-                verification: verification_from_flat(after)?,
-            },
-            other => return Err(StoreError::Internal(format!("issue script answered {other:?}"))),
+        let outcome = match issue_outcome(&kind, &before, &after, e164)? {
+            IssueOutcome::Cooldown { retry_after } => return Ok(Err(retry_after)),
+            outcome => outcome,
         };
         let previous = (!previous.is_empty()).then_some(previous.as_str());
         let slot = claim
@@ -124,27 +132,27 @@ impl Verifications for RedisStore {
     }
 
     async fn set_channel(&self, id: &VerificationId, channel: Channel) -> Result<(), StoreError> {
-        self.by_id(id, "channel", &[channel.as_str()]).await.map(drop)
+        self.by_id(id, "channel", &[channel_arg(channel)]).await.map(drop)
     }
 
     async fn revert_issue(&self, outcome: &IssueOutcome) -> Result<(), StoreError> {
         let mut inv = REVERT.prepare_invoke();
         match outcome {
             IssueOutcome::Created(v) => {
-                inv.key(self.phone_key("v", &v.phone))
+                inv.key(self.phone_key(&v.phone))
                     .arg("created")
-                    .arg(v.id.as_str())
+                    .arg(&id_arg(&v.id)[..])
                     .arg(digest_arg(&v.code_digest));
                 self.script::<i64>(&inv).await?;
-                self.command::<()>(::redis::cmd("DEL").arg(self.id_key(&v.id))).await?;
+                self.id_delete(&v.id).await?;
             }
             IssueOutcome::Resent { verification, previous } => {
-                inv.key(self.phone_key("v", &verification.phone))
+                inv.key(self.phone_key(&verification.phone))
                     .arg("resent")
-                    .arg(verification.id.as_str())
+                    .arg(&id_arg(&verification.id)[..])
                     .arg(digest_arg(&verification.code_digest))
                     .arg(digest_arg(&previous.code_digest))
-                    .arg(previous.channel.as_str())
+                    .arg(channel_arg(previous.channel))
                     .arg(previous.provider_ref.as_deref().unwrap_or(""))
                     .arg(previous.sends)
                     .arg(previous.expires_at.0)
@@ -163,26 +171,23 @@ impl Verifications for RedisStore {
         now: Timestamp,
     ) -> Result<CheckOutcome, StoreError> {
         let mut inv = CHECK.prepare_invoke();
-        inv.key(self.phone_key("v", phone.e164()))
-            .key(self.phone_key("vp", phone.e164()))
-            .arg(now.0)
-            .arg(candidate.as_bytes().as_slice());
-        let (kind, data): (String, Vec<Vec<u8>>) = self.script(&inv).await?;
+        inv.key(self.phone_key(phone.e164())).arg(now.0).arg(candidate.as_bytes().as_slice());
+        let (kind, data): (String, Vec<u8>) = self.script(&inv).await?;
         match kind.as_str() {
-            "approved" => Ok(CheckOutcome::Approved(verification_from_flat(data)?)),
+            "approved" => Ok(CheckOutcome::Approved(verification_from(&data, phone.e164())?)),
             "wrong" => Ok(CheckOutcome::Wrong { attempts_left: first_number(&data)? as u32 }),
             "killed" => Ok(CheckOutcome::Killed),
             "exhausted" => Ok(CheckOutcome::Exhausted),
             "notfound" => Ok(CheckOutcome::NotFound),
             // The provider holds this code: nothing was compared or counted here.
-            "remote" => Ok(CheckOutcome::Remote(verification_from_flat(data)?)),
+            "remote" => Ok(CheckOutcome::Remote(verification_from(&data, phone.e164())?)),
             other => Err(StoreError::Internal(format!("check script answered {other:?}"))),
         }
     }
 
     async fn cancel(&self, id: &VerificationId, now: Timestamp) -> Result<Option<Verification>, StoreError> {
-        let (done, flat) = self.by_id(id, "cancel", &[&now.0.to_string()]).await?;
-        if done == "1" { verification_from_flat(flat).map(Some) } else { Ok(None) }
+        let (done, record, e164) = self.by_id(id, "cancel", &[&now.0.to_string()]).await?;
+        if done == "1" { verification_from(&record, &e164).map(Some) } else { Ok(None) }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -192,21 +197,40 @@ impl Verifications for RedisStore {
 }
 
 impl RedisStore {
+    /// The phone of a verification id, from the id index; `None` when it has no entry.
+    pub(super) async fn id_phone(&self, id: &VerificationId) -> Result<Option<String>, StoreError> {
+        let entry = self.id_entry(id);
+        let held: Option<Vec<u8>> = self.command(::redis::cmd("HGET").arg(&entry.bucket).arg(&entry.field)).await?;
+        let Some((_, payload)) = held.as_deref().and_then(bucket_entry) else { return Ok(None) };
+        let phone = entry.xor(payload);
+        // Not a number: not what we stored under this id (the entry of another id in the same
+        // field, 94 bits of SHA-1 apart, would be the only way).
+        let e164 = |p: &[u8]| p.first() == Some(&b'+') && p.len() > 1 && p[1..].iter().all(u8::is_ascii_digit);
+        Ok(Some(phone).filter(|p| e164(p)).and_then(|p| String::from_utf8(p).ok()))
+    }
+
+    /// Drops a verification id's entry from the id index.
+    pub(super) async fn id_delete(&self, id: &VerificationId) -> Result<(), StoreError> {
+        let entry = self.id_entry(id);
+        self.command::<i64>(::redis::cmd("HDEL").arg(&entry.bucket).arg(&entry.field)).await.map(drop)
+    }
+
     /// Runs one `update_by_id.lua` operation on the verification `id`, found through the id
-    /// index; `("", [])` when the id is unknown (never issued, or its keys expired).
+    /// index; `("", _, _)` when the id is unknown (never issued, or its entry expired). Answers
+    /// the script's result, its record and the phone.
     pub(super) async fn by_id(
         &self,
         id: &VerificationId,
         op: &str,
         args: &[&str],
-    ) -> Result<(String, Vec<Vec<u8>>), StoreError> {
-        let phone: Option<String> = self.command(::redis::cmd("GET").arg(self.id_key(id))).await?;
-        let Some(phone) = phone else { return Ok((String::new(), Vec::new())) };
+    ) -> Result<(String, Vec<u8>, String), StoreError> {
+        let Some(phone) = self.id_phone(id).await? else { return Ok((String::new(), Vec::new(), String::new())) };
         let mut inv = UPDATE_BY_ID.prepare_invoke();
-        inv.key(self.phone_key("v", &phone)).key(self.phone_key("vp", &phone)).arg(id.as_str()).arg(op);
+        inv.key(self.phone_key(&phone)).arg(&id_arg(id)[..]).arg(op);
         for arg in args {
             inv.arg(*arg);
         }
-        self.script(&inv).await
+        let (result, record): (String, Vec<u8>) = self.script(&inv).await?;
+        Ok((result, record, phone))
     }
 }

@@ -72,8 +72,13 @@ async fn every_key_has_a_ttl_and_codes_are_digests() {
         .unwrap();
 
     let keys = store.ttls().await.unwrap();
-    // Per phone: current, previous, two id keys; plus one limit key.
-    assert_eq!(keys.len(), 3 * 4 + 1, "{keys:?}");
+    // Per phone one value (the current verification and the dead one before it); the six ids in
+    // the id index's buckets (shared by ids, so at most six); one limit key.
+    let count = |kind: &str| keys.iter().filter(|(k, _)| k.contains(kind)).count();
+    assert_eq!(count(":v2:{"), 3, "{keys:?}");
+    assert!((1..=6).contains(&count(":ix:{")), "{keys:?}");
+    assert_eq!(count(":rl:{"), 1, "{keys:?}");
+    assert_eq!(keys.len(), 3 + count(":ix:{") + 1, "{keys:?}");
     let longest = (policy.code_ttl + KEY_GRACE).as_millis() as i64;
     for (key, ttl) in &keys {
         assert!(*ttl > 0 && *ttl <= longest, "{key} has TTL {ttl} ms");
@@ -81,14 +86,22 @@ async fn every_key_has_a_ttl_and_codes_are_digests() {
             assert!(*ttl <= 20_000, "a limit key lives until its arrival time passes: {key} {ttl}");
         }
     }
-    // Hashed at rest: the code is nowhere, its keyed digest is.
+    // Hashed at rest: the code is nowhere, its keyed digest is; the id index holds no number.
     let client = redis::Client::open(url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    for (key, _) in keys.iter().filter(|(k, _)| k.contains(":v:")) {
+    for n in 0..3 {
+        let p = phone(500 + n);
+        let key = keys.iter().map(|(k, _)| k).find(|k| k.ends_with(&format!(":v2:{{{}}}", p.e164()))).unwrap();
+        let value: Vec<u8> = redis::cmd("GET").arg(key).query_async(&mut conn).await.unwrap();
+        assert!(!value.windows(6).any(|w| w == b"123456"), "{key} holds the code");
+        let digest = hasher.digest(&p, &Code::parse("123456", 6).unwrap());
+        assert!(value.windows(32).any(|w| w == digest.as_bytes().as_slice()), "{key} holds the digest");
+    }
+    for (key, _) in keys.iter().filter(|(k, _)| k.contains(":ix:{")) {
         let fields: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(key).query_async(&mut conn).await.unwrap();
-        let all: Vec<u8> = fields.concat();
-        assert!(!all.windows(6).any(|w| w == b"123456"), "{key} holds the code");
-        assert!(fields.iter().any(|f| f.len() == 32), "{key} holds a digest");
+        let all = fields.concat();
+        assert!(!all.windows(7).any(|w| w == b"4155550"), "{key} holds a number in clear");
+        assert!(!all.windows(3).any(|w| w == b"vf_"), "{key} holds a verification id");
     }
 }
 

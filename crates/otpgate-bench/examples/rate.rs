@@ -221,9 +221,9 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Reads one answer (status line, headers, `content-length` bytes of body) and returns its
-/// status. Nothing is pipelined, so the buffer starts empty for every answer.
+/// status. Nothing is pipelined, so the buffer starts empty for every answer (`exchange`
+/// empties it).
 async fn read_answer(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<u16> {
-    buf.clear();
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     let mut head_end = None;
     let mut wanted = usize::MAX;

@@ -152,7 +152,7 @@ impl Default for Policy {
 }
 
 /// Cooldown after the `sends`-th message when the first resend waits `first`: the policy's rule
-/// without the policy, for a store that decides inside its own transaction.
+/// without the policy, for the phone's resend schedule (`resend`), whose first wait is its claim's.
 pub fn resend_cooldown_after(first: Duration, sends: u32) -> Duration {
     let doublings = sends.saturating_sub(1).min(20);
     first.saturating_mul(1u32 << doublings).min(MAX_RESEND_COOLDOWN.max(first))

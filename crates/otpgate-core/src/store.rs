@@ -30,6 +30,42 @@ pub struct NewCode {
     pub code_digest: Option<CodeDigest>,
 }
 
+impl NewCode {
+    /// The verification a send creates at `now` when its phone has none live: pending, no
+    /// attempt, one send, the policy's expiry and first cooldown.
+    pub fn created(self, now: Timestamp, policy: &Policy) -> Verification {
+        Verification {
+            id: self.id,
+            phone: self.phone.e164().to_owned(),
+            channel: self.channel,
+            status: crate::VerificationStatus::Pending,
+            code_digest: self.code_digest,
+            provider_ref: None,
+            attempts: 0,
+            max_attempts: policy.max_attempts,
+            sends: 1,
+            created_at: now,
+            expires_at: now.plus(policy.code_ttl),
+            next_resend_at: now.plus(policy.cooldown_after(1)),
+        }
+    }
+
+    /// The live verification `previous` after a resend at `now`: this code and channel, no
+    /// provider handle yet, one send more, a renewed expiry and the next, longer cooldown.
+    pub fn resent(self, previous: &Verification, now: Timestamp, policy: &Policy) -> Verification {
+        let sends = previous.sends + 1;
+        Verification {
+            code_digest: self.code_digest,
+            channel: self.channel,
+            provider_ref: None,
+            sends,
+            expires_at: now.plus(policy.code_ttl),
+            next_resend_at: now.plus(policy.cooldown_after(sends)),
+            ..previous.clone()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum IssueOutcome {
     Created(Verification),

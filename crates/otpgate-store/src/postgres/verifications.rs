@@ -37,23 +37,9 @@ impl PgStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-        let expires_at = now.plus(policy.code_ttl);
 
         if live.is_none() {
-            let v = Verification {
-                id: new.id.clone(),
-                phone: phone.to_owned(),
-                channel: new.channel,
-                status: VerificationStatus::Pending,
-                code_digest: new.code_digest,
-                provider_ref: None,
-                attempts: 0,
-                max_attempts: policy.max_attempts,
-                sends: 1,
-                created_at: now,
-                expires_at,
-                next_resend_at: now.plus(policy.cooldown_after(1)),
-            };
+            let v = new.clone().created(now, policy);
             // The partial unique index admits one pending row per phone: of concurrent creators
             // one inserts, the others wait for it to commit and then see its row below.
             let inserted = sqlx::query(
@@ -87,31 +73,21 @@ impl PgStore {
         if now < previous.next_resend_at {
             return Ok(IssueOutcome::Cooldown { retry_after: now.until(previous.next_resend_at) });
         }
-        let sends = previous.sends + 1;
-        let next_resend_at = now.plus(policy.cooldown_after(sends));
+        let verification = new.resent(&previous, now, policy);
         sqlx::query(
             "UPDATE verifications SET code_digest = $1, channel = $2, provider_ref = NULL, sends = $3, \
              expires_at = $4, next_resend_at = $5 WHERE id = $6",
         )
-        .bind(digest_bytes(&new.code_digest))
-        .bind(new.channel.as_str())
-        .bind(int(sends))
-        .bind(expires_at.0)
-        .bind(next_resend_at.0)
+        .bind(digest_bytes(&verification.code_digest))
+        .bind(verification.channel.as_str())
+        .bind(int(verification.sends))
+        .bind(verification.expires_at.0)
+        .bind(verification.next_resend_at.0)
         .bind(previous.id.as_str())
         .execute(&mut *tx)
         .await
         .map_err(classify)?;
         tx.commit().await.map_err(classify)?;
-        let verification = Verification {
-            code_digest: new.code_digest,
-            channel: new.channel,
-            provider_ref: None,
-            sends,
-            expires_at,
-            next_resend_at,
-            ..previous.clone()
-        };
         Ok(IssueOutcome::Resent { verification, previous })
     }
 

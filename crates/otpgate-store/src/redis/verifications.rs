@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ::redis::ScriptInvocation;
 use async_trait::async_trait;
 use otpgate_core::policy::MAX_RESEND_COOLDOWN;
 use otpgate_core::resend::ResendClaim;
@@ -44,17 +45,8 @@ impl Verifications for RedisStore {
     async fn issue(&self, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
         let e164 = new.phone.e164();
         let mut inv = ISSUE.prepare_invoke();
-        inv.key(self.phone_key(e164))
-            .arg(now.0)
-            .arg(&id_arg(&new.id)[..])
-            .arg(e164)
-            .arg(channel_arg(new.channel))
-            .arg(digest_arg(&new.code_digest))
-            .arg(ms(policy.code_ttl))
-            .arg(max_attempts_arg(policy)?)
-            .arg(ms(policy.resend_cooldown))
-            .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
-            .arg(ms(KEY_GRACE));
+        inv.key(self.phone_key(e164));
+        issue_args(&mut inv, &new, now, policy)?;
         let (kind, before, after): (String, Vec<u8>, Vec<u8>) = self.script(&inv).await?;
         let outcome = issue_outcome(&kind, &before, &after, e164)?;
         let v = match &outcome {
@@ -94,19 +86,9 @@ impl Verifications for RedisStore {
         // The new id's entry in the id index, written by the script when it creates.
         let entry = self.id_entry(&new.id);
         let mut inv = ISSUE_RESEND.prepare_invoke();
-        inv.key(self.phone_key(e164))
-            .key(value_key)
-            .arg(now.0)
-            .arg(&id_arg(&new.id)[..])
-            .arg(e164)
-            .arg(channel_arg(new.channel))
-            .arg(digest_arg(&new.code_digest))
-            .arg(ms(policy.code_ttl))
-            .arg(max_attempts_arg(policy)?)
-            .arg(ms(policy.resend_cooldown))
-            .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
-            .arg(ms(KEY_GRACE))
-            .arg(ms(otpgate_core::resend::FORGET_AFTER))
+        inv.key(self.phone_key(e164)).key(value_key);
+        issue_args(&mut inv, &new, now, policy)?;
+        inv.arg(ms(otpgate_core::resend::FORGET_AFTER))
             .arg(format!("{}ix:{{", self.prefix))
             .arg(ms(claim.first))
             .arg(ms(MAX_RESEND_COOLDOWN.max(claim.first)))
@@ -233,4 +215,24 @@ impl RedisStore {
         let (result, record): (String, Vec<u8>) = self.script(&inv).await?;
         Ok((result, record, phone))
     }
+}
+
+/// issue.lua's ARGV (issue_resend.lua's first ten): the new code, the clock and the policy.
+fn issue_args(
+    inv: &mut ScriptInvocation<'_>,
+    new: &NewCode,
+    now: Timestamp,
+    policy: &Policy,
+) -> Result<(), StoreError> {
+    inv.arg(now.0)
+        .arg(&id_arg(&new.id)[..])
+        .arg(new.phone.e164())
+        .arg(channel_arg(new.channel))
+        .arg(digest_arg(&new.code_digest))
+        .arg(ms(policy.code_ttl))
+        .arg(max_attempts_arg(policy)?)
+        .arg(ms(policy.resend_cooldown))
+        .arg(ms(MAX_RESEND_COOLDOWN.max(policy.resend_cooldown)))
+        .arg(ms(KEY_GRACE));
+    Ok(())
 }

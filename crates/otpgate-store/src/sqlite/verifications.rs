@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use otpgate_core::policy::resend_cooldown_after;
 use otpgate_core::resend::ResendClaim;
 use otpgate_core::store::NewCode;
 use otpgate_core::{
@@ -209,7 +208,6 @@ impl Verifications for SqliteStore {
 /// Creates or resends the verification of `new.phone` (see `Verifications::issue`), on the
 /// connection, inside the caller's savepoint.
 fn issue_on(conn: &Connection, new: NewCode, now: Timestamp, policy: &Policy) -> Result<IssueOutcome, StoreError> {
-    let (code_ttl, max_attempts, first_cooldown) = (policy.code_ttl, policy.max_attempts, policy.resend_cooldown);
     let phone = new.phone.e164();
     // The phone's one pending row (a unique partial index). Past its expiry it is over: closed
     // here, so the phone can have a new one. (Read first and closed by id only when expired:
@@ -226,51 +224,27 @@ fn issue_on(conn: &Connection, new: NewCode, now: Timestamp, policy: &Policy) ->
             params![expired.id.as_str()],
         )?;
     }
-    let expires_at = now.plus(code_ttl);
     if let Some(previous) = live {
         if now < previous.next_resend_at {
             return Ok(IssueOutcome::Cooldown { retry_after: now.until(previous.next_resend_at) });
         }
-        let sends = previous.sends + 1;
-        let next_resend_at = now.plus(resend_cooldown_after(first_cooldown, sends));
+        let verification = new.resent(&previous, now, policy);
         execute(
             conn,
             "UPDATE verifications SET code_digest = ?, channel = ?, provider_ref = NULL, sends = ?, \
                  expires_at = ?, next_resend_at = ? WHERE id = ?",
             params![
-                digest_bytes(&new.code_digest),
-                new.channel.as_str(),
-                i64::from(sends),
-                expires_at.0,
-                next_resend_at.0,
+                digest_bytes(&verification.code_digest),
+                verification.channel.as_str(),
+                i64::from(verification.sends),
+                verification.expires_at.0,
+                verification.next_resend_at.0,
                 previous.id.as_str()
             ],
         )?;
-        let verification = Verification {
-            code_digest: new.code_digest,
-            channel: new.channel,
-            provider_ref: None,
-            sends,
-            expires_at,
-            next_resend_at,
-            ..previous.clone()
-        };
         return Ok(IssueOutcome::Resent { verification, previous });
     }
-    let v = Verification {
-        id: new.id,
-        phone: phone.to_owned(),
-        channel: new.channel,
-        status: VerificationStatus::Pending,
-        code_digest: new.code_digest,
-        provider_ref: None,
-        attempts: 0,
-        max_attempts,
-        sends: 1,
-        created_at: now,
-        expires_at,
-        next_resend_at: now.plus(resend_cooldown_after(first_cooldown, 1)),
-    };
+    let v = new.created(now, policy);
     execute(
         conn,
         concat!(
